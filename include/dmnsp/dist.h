@@ -1,0 +1,49 @@
+/* dist: MPI and PETSc/SLEPc lifetime, rank facts, and job-wide failure.
+ *
+ * dist_init() starts MPI (threads: MPI_THREAD_FUNNELED) and SLEPc (which
+ * starts PETSc) with only the PETSc-style options the caller passes, so
+ * dmnsp's own arguments never reach the PETSc options database.
+ * dist_abort() prints the recorded error once, from the failing rank, and
+ * ends every rank with MPI_Abort. dist_check_all() is the collective form:
+ * when any rank reports failure, the lowest failing rank prints its message
+ * and every rank gets a non-zero status back, so nobody waits forever.
+ */
+#ifndef DMNSP_DIST_H
+#define DMNSP_DIST_H
+
+#include <mpi.h>
+
+typedef struct {
+    int rank;
+    int size;
+    int petsc_started;
+} dist_context;
+
+/* Starts MPI and PETSc/SLEPc. PETSC_ARGV holds PETSc options only
+ * ("-svd_type", "lanczos", "-log_view"); PROGRAM is argv[0]. */
+int dist_init(const char *program, int petsc_argc, char **petsc_argv);
+/* Ends PETSc/SLEPc and MPI; safe to call when dist_init never ran. */
+void dist_finalize(void);
+
+const dist_context *dist_get(void);
+int dist_rank(void);
+int dist_size(void);
+int dist_is_initialized(void);
+
+/* Prints "dmnsp: error: MESSAGE" (with the rank when size > 1) and aborts
+ * the whole job (exit(1) when MPI is not running). Never returns. */
+_Noreturn void dist_abort(const char *message);
+
+/* Collective over MPI_COMM_WORLD: returns 0 when STATUS is 0 on every rank;
+ * otherwise the lowest failing rank prints its dmnsp_last_error() and every
+ * rank gets -1 back (with "failed on rank R" recorded on the others). */
+int dist_check_all(int status);
+
+/* Owner rank of visual block BLOCK among SIZE ranks (block mod size). */
+static inline int dist_block_owner(int block, int size) { return block % size; }
+
+/* Splits N items over SIZE ranks as evenly as possible in rank order:
+ * rank R takes [*begin, *begin + *count). */
+void dist_shard(long n, int rank, int size, long *begin, long *count);
+
+#endif

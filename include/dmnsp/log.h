@@ -1,0 +1,57 @@
+/* log: rank-aware logging for dmnsp.
+ *
+ * Rank 0 prints by default (log_all_ranks() lets every rank print, prefixed
+ * with its rank). Each line carries a timestamp and the level; lines go to
+ * stderr for warnings and errors and to stdout otherwise, and also to a log
+ * file once log_open_file() is called. The progress helper draws a bar when
+ * stdout is a terminal and prints plain lines otherwise.
+ */
+#ifndef DMNSP_LOG_H
+#define DMNSP_LOG_H
+
+#include "dmnsp/error.h"
+
+#include <stdio.h>
+
+typedef enum { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 } log_level;
+
+/* Sets this process's rank (only rank 0 prints unless log_all_ranks). */
+void log_set_rank(int rank);
+void log_all_ranks(int enable);
+void log_set_level(log_level level);
+/* Parses "debug", "info", "warn", "error"; returns -1 on an unknown name. */
+int log_parse_level(const char *name, log_level *level);
+
+/* Also appends every printed line to PATH (rank 0 only); 0 or -1. */
+int log_open_file(const char *path);
+void log_close_file(void);
+
+void log_msg(log_level level, const char *fmt, ...) DMNSP_PRINTF(2, 3);
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+/* A progress indicator over TOTAL units of work.
+ * log_progress_update() prints at most every interval_seconds on a non-tty
+ * (a full line) and redraws the bar on a tty; log_progress_done() ends it. */
+typedef struct {
+    const char *label;
+    long total;
+    double start_time;
+    double last_print;
+    double interval_seconds;
+    int is_tty;
+} log_progress;
+
+void log_progress_begin(log_progress *p, const char *label, long total, double interval_seconds);
+/* DETAIL is an optional extra text ("loss 0.52 lr 1.0e-03"), may be NULL. */
+void log_progress_update(log_progress *p, long done, const char *detail);
+void log_progress_done(log_progress *p, const char *detail);
+
+/* Seconds on a monotonic clock. */
+double log_now(void);
+/* Formats SECONDS as "1h02m03s", "2m05s" or "7.3s" into buf. */
+void log_format_duration(double seconds, char *buf, size_t size);
+
+#endif

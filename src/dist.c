@@ -1,0 +1,121 @@
+/* dist: MPI and PETSc/SLEPc lifetime and job-wide failure handling. */
+#include "dmnsp/dist.h"
+
+#include "dmnsp/error.h"
+#include "dmnsp/log.h"
+
+#include <slepcsys.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static dist_context context = {0, 1, 0};
+static int mpi_started_here = 0;
+
+static const char petsc_help[] = "dmnsp: PETSc/SLEPc options (-svd_*, -eps_*, -log_view) follow the dmnsp arguments.\n";
+
+int dist_init(const char *program, int petsc_argc, char **petsc_argv)
+{
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (!initialized) {
+        int provided = 0;
+        if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+            return dmnsp_fail("MPI_Init_thread failed");
+        mpi_started_here = 1;
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &context.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &context.size);
+    log_set_rank(context.rank);
+
+    /* PETSc keeps pointers into argv, so the array lives until finalize. */
+    static char *argv_store[256];
+    static int argc_store;
+    if (petsc_argc > 254)
+        return dmnsp_fail("too many PETSc options (%d, the limit is 254)", petsc_argc);
+    argc_store = 0;
+    argv_store[argc_store++] = (char *)program;
+    for (int i = 0; i < petsc_argc; i++)
+        argv_store[argc_store++] = petsc_argv[i];
+    argv_store[argc_store] = NULL;
+    char **argv_pointer = argv_store;
+
+    PetscErrorCode ierr = SlepcInitialize(&argc_store, &argv_pointer, NULL, petsc_help);
+    if (ierr != 0)
+        return dmnsp_fail("SlepcInitialize failed with PETSc error %d", (int)ierr);
+    /* PETSc's own error handler would print a traceback and keep going;
+     * dmnsp checks every return value and reports through dmnsp_fail. */
+    PetscPushErrorHandler(PetscReturnErrorHandler, NULL);
+    context.petsc_started = 1;
+    return 0;
+}
+
+void dist_finalize(void)
+{
+    if (context.petsc_started) {
+        PetscPopErrorHandler();
+        SlepcFinalize();
+        context.petsc_started = 0;
+    }
+    int initialized = 0, finalized = 0;
+    MPI_Initialized(&initialized);
+    MPI_Finalized(&finalized);
+    if (initialized && !finalized && mpi_started_here)
+        MPI_Finalize();
+}
+
+const dist_context *dist_get(void) { return &context; }
+int dist_rank(void) { return context.rank; }
+int dist_size(void) { return context.size; }
+
+int dist_is_initialized(void)
+{
+    int initialized = 0, finalized = 0;
+    MPI_Initialized(&initialized);
+    MPI_Finalized(&finalized);
+    return initialized && !finalized;
+}
+
+_Noreturn void dist_abort(const char *message)
+{
+    if (message == NULL || message[0] == '\0')
+        message = "unknown error";
+    if (context.size > 1)
+        fprintf(stderr, "dmnsp: error (rank %d): %s\n", context.rank, message);
+    else
+        fprintf(stderr, "dmnsp: error: %s\n", message);
+    fflush(stderr);
+    if (dist_is_initialized() && context.size > 1)
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    exit(1);
+}
+
+int dist_check_all(int status)
+{
+    if (!dist_is_initialized())
+        return status == 0 ? 0 : -1;
+
+    int mine = status == 0 ? context.size : context.rank;
+    int lowest = context.size;
+    if (MPI_Allreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS)
+        dist_abort("MPI_Allreduce failed while checking the status of all ranks");
+    if (lowest == context.size)
+        return 0;
+    if (lowest == context.rank) {
+        const char *message = dmnsp_last_error();
+        fprintf(stderr, "dmnsp: error%s: %s\n", context.size > 1 ? " (lowest failing rank)" : "",
+                message[0] ? message : "unknown error");
+        fflush(stderr);
+    } else if (status == 0) {
+        dmnsp_fail("failed on rank %d", lowest);
+    }
+    return -1;
+}
+
+void dist_shard(long n, int rank, int size, long *begin, long *count)
+{
+    long base = n / size;
+    long extra = n % size;
+    *count = base + (rank < extra ? 1 : 0);
+    *begin = rank * base + (rank < extra ? rank : extra);
+}

@@ -1,0 +1,170 @@
+/* log: rank-aware logging and progress lines (see include/dmnsp/log.h). */
+#include "dmnsp/log.h"
+
+#include <stdarg.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+static int log_rank = 0;
+static int log_every_rank = 0;
+static log_level log_threshold = LOG_INFO;
+static FILE *log_file = NULL;
+
+static const char *level_names[] = {"debug", "info", "warn", "error"};
+
+void log_set_rank(int rank) { log_rank = rank; }
+void log_all_ranks(int enable) { log_every_rank = enable; }
+void log_set_level(log_level level) { log_threshold = level; }
+
+int log_parse_level(const char *name, log_level *level)
+{
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(name, level_names[i]) == 0) {
+            *level = (log_level)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int log_open_file(const char *path)
+{
+    if (log_rank != 0)
+        return 0;
+    log_close_file();
+    log_file = fopen(path, "a");
+    if (log_file == NULL)
+        return dmnsp_fail("log: cannot open %s for appending", path);
+    return 0;
+}
+
+void log_close_file(void)
+{
+    if (log_file != NULL)
+        fclose(log_file);
+    log_file = NULL;
+}
+
+double log_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void format_timestamp(char *buf, size_t size)
+{
+    time_t now = time(NULL);
+    struct tm local;
+    localtime_r(&now, &local);
+    strftime(buf, size, "%Y-%m-%d %H:%M:%S", &local);
+}
+
+static int should_print(log_level level)
+{
+    if (level < log_threshold)
+        return 0;
+    return log_rank == 0 || log_every_rank || level == LOG_ERROR;
+}
+
+void log_msg(log_level level, const char *fmt, ...)
+{
+    if (!should_print(level))
+        return;
+
+    char stamp[32];
+    char text[4096];
+    char prefix[48] = "";
+    va_list args;
+
+    format_timestamp(stamp, sizeof stamp);
+    va_start(args, fmt);
+    vsnprintf(text, sizeof text, fmt, args);
+    va_end(args);
+    if (log_every_rank || log_rank != 0)
+        snprintf(prefix, sizeof prefix, "[rank %d] ", log_rank);
+
+    FILE *out = level >= LOG_WARN ? stderr : stdout;
+    const char *tag = level == LOG_INFO ? "" : level_names[level];
+    fprintf(out, "%s %s%s%s%s\n", stamp, prefix, tag, *tag ? ": " : "", text);
+    fflush(out);
+    if (log_file != NULL) {
+        fprintf(log_file, "%s %s%s%s%s\n", stamp, prefix, tag, *tag ? ": " : "", text);
+        fflush(log_file);
+    }
+}
+
+void log_format_duration(double seconds, char *buf, size_t size)
+{
+    if (seconds < 0 || seconds != seconds)
+        seconds = 0;
+    long whole = (long)(seconds + 0.5);
+    if (seconds < 60)
+        snprintf(buf, size, "%.1fs", seconds);
+    else if (whole < 3600)
+        snprintf(buf, size, "%ldm%02lds", whole / 60, whole % 60);
+    else
+        snprintf(buf, size, "%ldh%02ldm%02lds", whole / 3600, (whole / 60) % 60, whole % 60);
+}
+
+void log_progress_begin(log_progress *p, const char *label, long total, double interval_seconds)
+{
+    p->label = label;
+    p->total = total > 0 ? total : 1;
+    p->start_time = log_now();
+    p->last_print = 0;
+    p->interval_seconds = interval_seconds;
+    p->is_tty = log_rank == 0 && isatty(STDOUT_FILENO);
+}
+
+static void progress_line(log_progress *p, long done, const char *detail, char *line, size_t size)
+{
+    double elapsed = log_now() - p->start_time;
+    double remaining = done > 0 ? elapsed * (double)(p->total - done) / (double)done : 0;
+    char elapsed_text[32], eta_text[32];
+    log_format_duration(elapsed, elapsed_text, sizeof elapsed_text);
+    log_format_duration(remaining, eta_text, sizeof eta_text);
+    snprintf(line, size, "%s %ld/%ld (%3.0f%%) elapsed %s ETA %s%s%s", p->label, done, p->total,
+             100.0 * (double)done / (double)p->total, elapsed_text, eta_text, detail ? " " : "",
+             detail ? detail : "");
+}
+
+void log_progress_update(log_progress *p, long done, const char *detail)
+{
+    if (log_rank != 0)
+        return;
+    double now = log_now();
+    if (now - p->last_print < (p->is_tty ? 0.2 : p->interval_seconds) && done < p->total)
+        return;
+    p->last_print = now;
+
+    char line[1024];
+    progress_line(p, done, detail, line, sizeof line);
+    if (p->is_tty) {
+        int width = 24;
+        int filled = (int)((double)width * (double)done / (double)p->total);
+        char bar[32];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < filled ? '#' : '.';
+        bar[width] = '\0';
+        printf("\r[%s] %s\033[K", bar, line);
+        fflush(stdout);
+    } else {
+        log_info("%s", line);
+    }
+}
+
+void log_progress_done(log_progress *p, const char *detail)
+{
+    if (log_rank != 0)
+        return;
+    if (p->is_tty) {
+        printf("\r\033[K");
+        fflush(stdout);
+    }
+    char line[1024];
+    progress_line(p, p->total, detail, line, sizeof line);
+    log_info("%s", line);
+}

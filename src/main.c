@@ -1,0 +1,55 @@
+/* dmnsp: the command-line front end. Dispatches to the subcommands in
+ * src/cmd_*.c; see `dmnsp --help`. */
+#include "commands.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+} command;
+
+static const command commands[] = {
+    {"config", "print the fully resolved config as YAML", cmd_config},
+};
+
+static const int command_count = (int)(sizeof commands / sizeof commands[0]);
+
+static void print_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: dmnsp COMMAND [ARGS...]\n"
+            "       dmnsp --help | --version | COMMAND --help\n"
+            "\n"
+            "DMNSP (Dynamic Multi-Layer Null Space Projection) continual learning for CLIP,\n"
+            "data-parallel under MPI: mpirun -np N dmnsp train CONFIG.yaml [key=value ...]\n"
+            "\n"
+            "commands:\n");
+    for (int i = 0; i < command_count; i++)
+        fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        print_usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("dmnsp %s (%s)\n", DMNSP_VERSION, DMNSP_GIT_DESCRIBE);
+        return 0;
+    }
+    for (int i = 0; i < command_count; i++) {
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 2, argv + 2);
+    }
+    fprintf(stderr, "dmnsp: unknown command '%s'\n\n", argv[1]);
+    print_usage(stderr);
+    return 2;
+}
