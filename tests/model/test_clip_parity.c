@@ -1,0 +1,340 @@
+/* Compares the C encoders with the PyTorch reference on a small random
+ * CLIP (tests/model/fixtures/clip_small.safetensors, written by
+ * gen_fixtures.py): features, logits, visual adapter outputs and adapter
+ * gradients, in eval mode and in training mode with dropout. Also checks
+ * that activation recomputation and splitting a batch leave every result
+ * unchanged. */
+#include "dmnsp/clip.h"
+#include "dmnsp/error.h"
+#include "dmnsp/safetensors.h"
+#include "test_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FEATURE_TOL 1e-4
+#define GRAD_TOL 1e-4
+#define GRAD_FLOOR 1e-2
+
+static int metadata_int(const safetensors_file *f, const char *key)
+{
+    const char *value = safetensors_metadata(f, key);
+    if (value == NULL) {
+        test_report_failure(__FILE__, __LINE__, "fixture metadata key %s is missing", key);
+        return 0;
+    }
+    return atoi(value);
+}
+
+static float metadata_float(const safetensors_file *f, const char *key)
+{
+    const char *value = safetensors_metadata(f, key);
+    if (value == NULL) {
+        test_report_failure(__FILE__, __LINE__, "fixture metadata key %s is missing", key);
+        return 0;
+    }
+    return strtof(value, NULL);
+}
+
+static clip_config read_config(const safetensors_file *f)
+{
+    clip_config c;
+    c.image_resolution = metadata_int(f, "image_resolution");
+    c.patch_size = metadata_int(f, "patch_size");
+    c.vision_width = metadata_int(f, "vision_width");
+    c.vision_layers = metadata_int(f, "vision_layers");
+    c.vision_heads = metadata_int(f, "vision_heads");
+    c.context_length = metadata_int(f, "context_length");
+    c.vocab_size = metadata_int(f, "vocab_size");
+    c.text_width = metadata_int(f, "text_width");
+    c.text_layers = metadata_int(f, "text_layers");
+    c.text_heads = metadata_int(f, "text_heads");
+    c.embed_dim = metadata_int(f, "embed_dim");
+    c.adapter_bottleneck = metadata_int(f, "adapter_bottleneck");
+    c.adapter_scale = metadata_float(f, "adapter_scale");
+    c.adapter_dropout = metadata_float(f, "adapter_dropout");
+    return c;
+}
+
+/* Fills both parameter buffers from the fixture, tensor by tensor, with
+ * the layout's shapes. */
+static void load_parameters(const safetensors_file *f, clip_model *m)
+{
+    clip_tensor_info *table = NULL;
+    int count = 0;
+    CHECK_OK(clip_tensor_table(clip_model_config(m), &table, &count));
+    for (int i = 0; i < count; i++) {
+        int64_t shape[4];
+        for (int d = 0; d < table[i].ndim; d++)
+            shape[d] = table[i].shape[d];
+        float *base = table[i].is_adapter ? clip_model_adapters(m) : clip_model_frozen(m);
+        CHECK_OK(safetensors_read_f32_shape(f, table[i].name, table[i].ndim, shape, base + table[i].offset));
+    }
+    free(table);
+}
+
+/* The expected gradients in adapter layout, from "<prefix><name>". */
+static float *expected_gradients(const safetensors_file *f, const clip_model *m, const char *prefix)
+{
+    const clip_config *c = clip_model_config(m);
+    float *grads = calloc(clip_adapter_count(c), sizeof(float));
+    clip_tensor_info *table = NULL;
+    int count = 0;
+    CHECK_OK(clip_tensor_table(c, &table, &count));
+    for (int i = 0; i < count; i++) {
+        if (!table[i].is_adapter)
+            continue;
+        char name[160];
+        snprintf(name, sizeof name, "%s%s", prefix, table[i].name);
+        CHECK_OK(safetensors_read_f32(f, name, grads + table[i].offset, table[i].count));
+    }
+    free(table);
+    return grads;
+}
+
+static float *read_tensor(const safetensors_file *f, const char *name, size_t *count)
+{
+    float *data = NULL;
+    CHECK_OK(safetensors_read_f32_alloc(f, name, &data, count));
+    return data;
+}
+
+/* exp(logit_scale) · cosine similarities [n_images, n_texts]. */
+static void compute_logits(const float *img, int n_img, const float *txt, int n_txt, int dim, float logit_scale,
+                           float *out)
+{
+    for (int i = 0; i < n_img; i++)
+        for (int j = 0; j < n_txt; j++) {
+            double dot = 0, ni = 0, nt = 0;
+            for (int k = 0; k < dim; k++) {
+                dot += (double)img[i * dim + k] * txt[j * dim + k];
+                ni += (double)img[i * dim + k] * img[i * dim + k];
+                nt += (double)txt[j * dim + k] * txt[j * dim + k];
+            }
+            out[i * n_txt + j] = (float)(exp(logit_scale) * dot / sqrt(ni * nt));
+        }
+}
+
+typedef struct {
+    safetensors_file *file;
+    clip_model *model;
+    const clip_config *config;
+    float *images, *d_image, *d_text;
+    int32_t *tokens;
+    int n_images, n_texts;
+    clip_dropout_key key;
+    long image_offset;
+} fixture;
+
+/* Runs both encoders and both backwards in one mode; features and
+ * gradients are malloc'd for the caller. */
+static void run_model(fixture *fx, clip_workspace *ws, int train, float **img, float **txt, float **grads)
+{
+    int E = fx->config->embed_dim;
+    *img = calloc((size_t)fx->n_images * E, sizeof(float));
+    *txt = calloc((size_t)fx->n_texts * E, sizeof(float));
+    *grads = calloc(clip_adapter_count(fx->config), sizeof(float));
+    long offset = train ? fx->image_offset : 0;
+    CHECK_OK(clip_encode_images(fx->model, ws, fx->images, fx->n_images, offset, train, fx->key, *img));
+    CHECK_OK(clip_encode_texts(fx->model, ws, fx->tokens, fx->n_texts, train, fx->key, *txt));
+    CHECK_OK(clip_backward_images(fx->model, ws, fx->d_image, *grads));
+    CHECK_OK(clip_backward_texts(fx->model, ws, fx->d_text, *grads));
+}
+
+static void test_eval_parity(fixture *fx, clip_workspace *ws, const char *label)
+{
+    int E = fx->config->embed_dim;
+    float *img, *txt, *grads;
+    run_model(fx, ws, 0, &img, &txt, &grads);
+    char name[128];
+
+    float *expected = read_tensor(fx->file, "eval.image_features", NULL);
+    snprintf(name, sizeof name, "%s: eval image features", label);
+    test_compare_floats(name, img, expected, (size_t)fx->n_images * E, FEATURE_TOL, 0);
+    free(expected);
+
+    expected = read_tensor(fx->file, "eval.text_features", NULL);
+    snprintf(name, sizeof name, "%s: eval text features", label);
+    test_compare_floats(name, txt, expected, (size_t)fx->n_texts * E, FEATURE_TOL, 0);
+    free(expected);
+
+    float *logits = malloc(sizeof(float) * fx->n_images * fx->n_texts);
+    compute_logits(img, fx->n_images, txt, fx->n_texts, E, clip_model_logit_scale(fx->model), logits);
+    expected = read_tensor(fx->file, "eval.logits", NULL);
+    snprintf(name, sizeof name, "%s: eval logits", label);
+    test_compare_floats(name, logits, expected, (size_t)fx->n_images * fx->n_texts, 1e-3, 0);
+    free(expected);
+    free(logits);
+
+    /* the adapter outputs stay readable after the backward */
+    for (int block = 0; block < fx->config->vision_layers; block++) {
+        int rows = 0;
+        const float *a = clip_workspace_visual_adapter_output(ws, block, &rows);
+        CHECK_EQ_INT(rows, fx->n_images * clip_vision_tokens(fx->config));
+        char tensor[64];
+        snprintf(tensor, sizeof tensor, "eval.visual_adapter_output.%d", block);
+        size_t count = 0;
+        expected = read_tensor(fx->file, tensor, &count);
+        CHECK_EQ_INT(count, (size_t)rows * fx->config->vision_width);
+        snprintf(name, sizeof name, "%s: visual adapter output of block %d", label, block);
+        if (a != NULL && count == (size_t)rows * fx->config->vision_width)
+            test_compare_floats(name, a, expected, count, FEATURE_TOL, 0);
+        free(expected);
+    }
+
+    expected = expected_gradients(fx->file, fx->model, "eval.grad.");
+    snprintf(name, sizeof name, "%s: eval adapter gradients", label);
+    test_compare_floats(name, grads, expected, clip_adapter_count(fx->config), GRAD_TOL, GRAD_FLOOR);
+    free(expected);
+    free(img), free(txt), free(grads);
+}
+
+static void test_train_parity(fixture *fx, clip_workspace *ws, const char *label)
+{
+    int E = fx->config->embed_dim;
+    float *img, *txt, *grads;
+    run_model(fx, ws, 1, &img, &txt, &grads);
+    char name[128];
+
+    float *expected = read_tensor(fx->file, "train.image_features", NULL);
+    snprintf(name, sizeof name, "%s: train image features", label);
+    test_compare_floats(name, img, expected, (size_t)fx->n_images * E, FEATURE_TOL, 0);
+    free(expected);
+
+    expected = read_tensor(fx->file, "train.text_features", NULL);
+    snprintf(name, sizeof name, "%s: train text features", label);
+    test_compare_floats(name, txt, expected, (size_t)fx->n_texts * E, FEATURE_TOL, 0);
+    free(expected);
+
+    expected = expected_gradients(fx->file, fx->model, "train.grad.");
+    snprintf(name, sizeof name, "%s: train adapter gradients", label);
+    test_compare_floats(name, grads, expected, clip_adapter_count(fx->config), GRAD_TOL, GRAD_FLOOR);
+    free(expected);
+
+    /* dropout changes the result, so the mask is really applied */
+    float *eval_img = read_tensor(fx->file, "eval.image_features", NULL);
+    double change = 0;
+    for (int i = 0; i < fx->n_images * E; i++)
+        change = fmax(change, fabs(eval_img[i] - img[i]));
+    CHECK(change > 1e-3);
+    free(eval_img);
+    free(img), free(txt), free(grads);
+}
+
+/* Encoding the images in two shards with their global offsets gives the
+ * same training-mode features and summed gradients as one batch. */
+static void test_batch_split(fixture *fx)
+{
+    int E = fx->config->embed_dim, half = fx->n_images / 2;
+    size_t image_floats = 3 * (size_t)fx->config->image_resolution * fx->config->image_resolution;
+    clip_workspace *ws = NULL;
+    CHECK_OK(clip_workspace_create(fx->model, half + 1, 1, 1, 0, &ws));
+    if (ws == NULL)
+        return;
+    float *img = calloc((size_t)fx->n_images * E, sizeof(float));
+    float *grads = calloc(clip_adapter_count(fx->config), sizeof(float));
+    int begin[2] = {0, half}, count[2] = {half, fx->n_images - half};
+    for (int shard = 0; shard < 2; shard++) {
+        CHECK_OK(clip_encode_images(fx->model, ws, fx->images + begin[shard] * image_floats, count[shard],
+                                    fx->image_offset + begin[shard], 1, fx->key, img + (size_t)begin[shard] * E));
+        CHECK_OK(clip_backward_images(fx->model, ws, fx->d_image + (size_t)begin[shard] * E, grads));
+    }
+    float *expected = read_tensor(fx->file, "train.image_features", NULL);
+    test_compare_floats("image shards: train features", img, expected, (size_t)fx->n_images * E, FEATURE_TOL, 0);
+    free(expected);
+
+    expected = expected_gradients(fx->file, fx->model, "train.grad.");
+    size_t visual = clip_adapter_modality_count(fx->config, CLIP_VISUAL);
+    test_compare_floats("image shards: visual adapter gradients", grads, expected, visual, GRAD_TOL, GRAD_FLOOR);
+    free(expected);
+
+    /* too large a batch is rejected with the limit in the message */
+    CHECK_FAILS_WITH(clip_encode_images(fx->model, ws, fx->images, half + 2, 0, 0, fx->key, img), "expected 1..3");
+    free(img), free(grads);
+    clip_workspace_free(ws);
+}
+
+static void test_bad_calls(fixture *fx)
+{
+    clip_workspace *eval_only = NULL;
+    CHECK_OK(clip_workspace_create(fx->model, fx->n_images, fx->n_texts, 0, 0, &eval_only));
+    float *img = calloc((size_t)fx->n_images * fx->config->embed_dim, sizeof(float));
+    float *grads = calloc(clip_adapter_count(fx->config), sizeof(float));
+    CHECK_FAILS_WITH(clip_backward_images(fx->model, eval_only, fx->d_image, grads), "keep_for_backward");
+
+    int rows = -1;
+    CHECK(clip_workspace_visual_adapter_output(eval_only, 0, &rows) == NULL);
+    CHECK_EQ_INT(rows, 0);
+
+    /* eval-only workspaces still give the same features */
+    CHECK_OK(clip_encode_images(fx->model, eval_only, fx->images, fx->n_images, 0, 0, fx->key, img));
+    float *expected = read_tensor(fx->file, "eval.image_features", NULL);
+    test_compare_floats("eval-only workspace: image features", img, expected,
+                        (size_t)fx->n_images * fx->config->embed_dim, FEATURE_TOL, 0);
+    free(expected);
+
+    int32_t bad[16] = {0};
+    bad[3] = fx->config->vocab_size;
+    CHECK_FAILS_WITH(clip_encode_texts(fx->model, eval_only, bad, 1, 0, fx->key, img), "out of range");
+
+    clip_workspace *no_images = NULL;
+    CHECK_OK(clip_workspace_create(fx->model, 0, 2, 1, 0, &no_images));
+    CHECK_FAILS_WITH(clip_encode_images(fx->model, no_images, fx->images, 1, 0, 0, fx->key, img), "without room");
+    CHECK_FAILS_WITH(clip_backward_texts(fx->model, no_images, fx->d_text, grads), "no forward");
+    clip_workspace *none = NULL;
+    CHECK_FAILS_WITH(clip_workspace_create(fx->model, 0, 0, 1, 0, &none), "not both 0");
+
+    free(img), free(grads);
+    clip_workspace_free(eval_only);
+    clip_workspace_free(no_images);
+}
+
+int main(void)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/model/fixtures/clip_small.safetensors",
+             test_env("DMNSP_SOURCE_DIR", DMNSP_SOURCE_DIR));
+    fixture fx = {0};
+    if (safetensors_open(path, &fx.file) != 0) {
+        fprintf(stderr, "%s\n", dmnsp_last_error());
+        return 1;
+    }
+    clip_config config = read_config(fx.file);
+    CHECK_OK(clip_model_create(&config, &fx.model));
+    if (fx.model == NULL)
+        return test_finish("test_clip_parity");
+    fx.config = clip_model_config(fx.model);
+    load_parameters(fx.file, fx.model);
+
+    size_t count = 0;
+    fx.images = read_tensor(fx.file, "input.images", &count);
+    fx.n_images = (int)(count / (3 * (size_t)config.image_resolution * config.image_resolution));
+    fx.d_image = read_tensor(fx.file, "input.d_image_features", NULL);
+    fx.d_text = read_tensor(fx.file, "input.d_text_features", &count);
+    fx.n_texts = (int)(count / (size_t)config.embed_dim);
+    fx.tokens = malloc(sizeof(int32_t) * fx.n_texts * config.context_length);
+    CHECK_OK(safetensors_read_i32(fx.file, "input.tokens", fx.tokens, (size_t)fx.n_texts * config.context_length));
+    fx.key.seed = (uint64_t)metadata_int(fx.file, "dropout_seed");
+    fx.key.step = (uint64_t)metadata_int(fx.file, "dropout_step");
+    fx.image_offset = metadata_int(fx.file, "image_sample_offset");
+
+    const char *labels[2] = {"kept activations", "recomputed blocks"};
+    for (int recompute = 0; recompute < 2; recompute++) {
+        clip_workspace *ws = NULL;
+        CHECK_OK(clip_workspace_create(fx.model, fx.n_images, fx.n_texts, 1, recompute, &ws));
+        if (ws == NULL)
+            continue;
+        test_eval_parity(&fx, ws, labels[recompute]);
+        test_train_parity(&fx, ws, labels[recompute]);
+        clip_workspace_free(ws);
+    }
+    test_batch_split(&fx);
+    test_bad_calls(&fx);
+
+    free(fx.images), free(fx.d_image), free(fx.d_text), free(fx.tokens);
+    clip_model_free(fx.model);
+    safetensors_close(fx.file);
+    return test_finish("test_clip_parity");
+}
