@@ -1,0 +1,59 @@
+/* nullspace_internal: structures shared by the nullspace source files. */
+#ifndef DMNSP_NULLSPACE_INTERNAL_H
+#define DMNSP_NULLSPACE_INTERNAL_H
+
+#include "dmnsp/nullspace.h"
+
+#include <mpi.h>
+
+struct nullspace_collector {
+    int blocks, width, top_select;
+    int keep_rows;
+    double *covariance; /* L x d x d, upper triangle accumulated */
+    double *chunk;      /* COLLECT_CHUNK_ROWS x d conversion buffer */
+    long *row_count;    /* L, local rows since the last reset */
+    float **rows;       /* L pointers to row_capacity[l] x d floats (keep_rows) */
+    long *row_capacity;
+};
+
+/* The rank groups that share blocks: rank r is in group r mod G, block l
+ * belongs to group l mod G, G = min(ranks, blocks); the lowest rank of a
+ * group (its index) owns the group's blocks. */
+typedef struct {
+    int world_rank, world_size;
+    int group_count; /* G */
+    int group;       /* this rank's group */
+    MPI_Comm comm;   /* this group's sub-communicator */
+    int group_rank, group_size;
+} nullspace_groups;
+
+static inline int nullspace_block_owner(const nullspace_groups *groups, int block)
+{
+    return block % groups->group_count;
+}
+
+/* Collective: splits MPI_COMM_WORLD into the groups for BLOCKS blocks. */
+int nullspace_groups_create(int blocks, nullspace_groups *groups);
+void nullspace_groups_free(nullspace_groups *groups);
+
+void nullspace_symmetrize_upper(double *a, int d);
+
+/* Collective over COMM: 0 when STATUS is 0 on every rank, else -1; ranks
+ * that did not fail record "failed on another rank". Prints nothing. */
+int nullspace_all_ok(int status, MPI_Comm comm);
+/* Eigenvalues (descending) and eigenvectors of the symmetric A (d x d,
+ * overwritten): LAPACK dsyevd for all of them (VECTORS d x d, column c =
+ * eigenvector c) or dsyevr for the top K (VECTORS d x k, VALUES k). */
+int nullspace_lapack_eigen(double *a, int d, int k, double *values, double *vectors);
+
+/* ScaLAPACK pdsyevd of A (d x d, significant on the group's rank 0) over
+ * the group's BLACS grid; VALUES (d, descending) and VECTORS (d x d) are
+ * set on the group's rank 0. Collective over GROUPS->comm. */
+int nullspace_scalapack_eigen(const nullspace_groups *groups, double *a, int d, double *values, double *vectors);
+
+/* SLEPc truncated SVD of the activation matrix of BLOCK (rows on every
+ * rank): top-k right singular vectors TOP (d x k) and VALUES (k) =
+ * sigma^2, identical on every rank. Collective over MPI_COMM_WORLD. */
+int nullspace_slepc_top(const nullspace_collector *collector, int block, double *values, double *top);
+
+#endif
