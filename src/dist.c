@@ -90,24 +90,48 @@ _Noreturn void dist_abort(const char *message)
     exit(1);
 }
 
+/* Lowest failing rank over MPI_COMM_WORLD, preferring ranks whose message
+ * is an original one; context.size when no rank failed. */
+static int lowest_failing_rank(int status)
+{
+    int failed = status != 0;
+    int primary = failed && !dmnsp_last_error_is_secondary();
+    int mine[2] = {primary ? context.rank : context.size, failed ? context.rank : context.size};
+    int lowest[2];
+    if (MPI_Allreduce(mine, lowest, 2, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS)
+        dist_abort("MPI_Allreduce failed while checking the status of all ranks");
+    return lowest[0] < context.size ? lowest[0] : lowest[1];
+}
+
+int dist_any_failed(int status)
+{
+    if (!dist_is_initialized())
+        return status == 0 ? 0 : -1;
+    int lowest = lowest_failing_rank(status);
+    if (lowest == context.size)
+        return 0;
+    if (status == 0)
+        dmnsp_fail_secondary("stopped because rank %d failed", lowest);
+    return -1;
+}
+
 int dist_check_all(int status)
 {
     if (!dist_is_initialized())
         return status == 0 ? 0 : -1;
 
-    int mine = status == 0 ? context.size : context.rank;
-    int lowest = context.size;
-    if (MPI_Allreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS)
-        dist_abort("MPI_Allreduce failed while checking the status of all ranks");
+    int lowest = lowest_failing_rank(status);
     if (lowest == context.size)
         return 0;
     if (lowest == context.rank) {
         const char *message = dmnsp_last_error();
-        fprintf(stderr, "dmnsp: error%s: %s\n", context.size > 1 ? " (lowest failing rank)" : "",
-                message[0] ? message : "unknown error");
+        if (context.size > 1)
+            fprintf(stderr, "dmnsp: error (rank %d): %s\n", context.rank, message[0] ? message : "unknown error");
+        else
+            fprintf(stderr, "dmnsp: error: %s\n", message[0] ? message : "unknown error");
         fflush(stderr);
     } else if (status == 0) {
-        dmnsp_fail("failed on rank %d", lowest);
+        dmnsp_fail_secondary("failed on rank %d", lowest);
     }
     return -1;
 }

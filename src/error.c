@@ -9,6 +9,7 @@
 #define ERROR_MESSAGE_MAX 2048
 
 static _Thread_local char error_message[ERROR_MESSAGE_MAX];
+static _Thread_local int error_is_secondary;
 
 int dmnsp_fail(const char *fmt, ...)
 {
@@ -16,7 +17,23 @@ int dmnsp_fail(const char *fmt, ...)
     va_start(args, fmt);
     vsnprintf(error_message, sizeof error_message, fmt, args);
     va_end(args);
+    error_is_secondary = 0;
     return -1;
+}
+
+int dmnsp_fail_secondary(const char *fmt, ...)
+{
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(error_message, sizeof error_message, fmt, args);
+    va_end(args);
+    error_is_secondary = 1;
+    return -1;
+}
+
+int dmnsp_last_error_is_secondary(void)
+{
+    return error_is_secondary;
 }
 
 int dmnsp_fail_prefix(const char *fmt, ...)
@@ -53,6 +70,7 @@ const char *dmnsp_last_error(void)
 void dmnsp_clear_error(void)
 {
     error_message[0] = '\0';
+    error_is_secondary = 0;
 }
 
 void *dmnsp_malloc(size_t bytes, const char *what)

@@ -36,8 +36,16 @@ _Noreturn void dist_abort(const char *message);
 
 /* Collective over MPI_COMM_WORLD: returns 0 when STATUS is 0 on every rank;
  * otherwise the lowest failing rank prints its dmnsp_last_error() and every
- * rank gets -1 back (with "failed on rank R" recorded on the others). */
+ * rank gets -1 back (with "failed on rank R" recorded on the others).
+ * Original messages win over secondary ones (dmnsp_fail_secondary), so
+ * the message printed is the cause, not an echo of it. */
 int dist_check_all(int status);
+
+/* Collective over MPI_COMM_WORLD, prints nothing: returns 0 when STATUS is
+ * 0 on every rank, else -1 on every rank; ranks whose STATUS was 0 record
+ * a secondary message naming the lowest failing rank. Use it after
+ * rank-local work that can fail, before the next collective call. */
+int dist_any_failed(int status);
 
 /* Owner rank of visual block BLOCK among SIZE ranks (block mod size). */
 static inline int dist_block_owner(int block, int size) { return block % size; }

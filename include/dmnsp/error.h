@@ -25,6 +25,12 @@ int dmnsp_fail(const char *fmt, ...) DMNSP_PRINTF(1, 2);
 /* Puts "<prefix>: " in front of the recorded message; returns -1. */
 int dmnsp_fail_prefix(const char *fmt, ...) DMNSP_PRINTF(1, 2);
 
+/* Records a message that only echoes a failure elsewhere ("rank 1
+ * failed"), so that job-wide reporting prefers the original message. */
+int dmnsp_fail_secondary(const char *fmt, ...) DMNSP_PRINTF(1, 2);
+/* 1 when the recorded message came from dmnsp_fail_secondary. */
+int dmnsp_last_error_is_secondary(void);
+
 /* The last recorded message of this thread ("" when none). */
 const char *dmnsp_last_error(void);
 

@@ -8,6 +8,7 @@
 
 #include <petscvec.h>
 #include <slepcsvd.h>
+#include <stdio.h>
 #include <string.h>
 
 int main(int argc, char **argv)
@@ -44,6 +45,21 @@ int main(int argc, char **argv)
     int status = (rank == size - 1) ? dmnsp_fail("deliberate failure on the last rank") : 0;
     CHECK(dist_check_all(status) != 0);
     CHECK(dist_check_all(0) == 0);
+
+    /* dist_any_failed: every rank sees the failure; the others record a
+     * secondary message naming the failing rank, and the original message
+     * is the one reported. */
+    status = (rank == size - 1) ? dmnsp_fail("original failure") : 0;
+    CHECK(dist_any_failed(status) != 0);
+    if (rank != size - 1) {
+        CHECK(dmnsp_last_error_is_secondary());
+        char expected[64];
+        snprintf(expected, sizeof expected, "rank %d failed", size - 1);
+        CHECK_STR_CONTAINS(dmnsp_last_error(), expected);
+    } else {
+        CHECK(!dmnsp_last_error_is_secondary());
+    }
+    CHECK(dist_any_failed(0) == 0);
 
     int failures = test_failures, all_failures = 0;
     MPI_Allreduce(&failures, &all_failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
