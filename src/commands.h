@@ -7,5 +7,6 @@
 #define DMNSP_COMMANDS_H
 
 int cmd_config(int argc, char **argv);
+int cmd_analyze(int argc, char **argv);
 
 #endif

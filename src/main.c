@@ -13,6 +13,7 @@ typedef struct {
 
 static const command commands[] = {
     {"config", "print the fully resolved config as YAML", cmd_config},
+    {"analyze", "tables, plots and report.md from run folders (checkpoint.h5, metrics.json)", cmd_analyze},
 };
 
 static const int command_count = (int)(sizeof commands / sizeof commands[0]);

@@ -1,0 +1,557 @@
+/* cmd_analyze_load: reads a run folder (checkpoint.h5, metrics.json,
+ * config.yaml) into an analyze_run. */
+#include "cmd_analyze.h"
+
+#include "dmnsp/error.h"
+#include "dmnsp/json_parse.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <yaml.h>
+
+static int file_exists(const char *path)
+{
+    struct stat info;
+    return stat(path, &info) == 0 && S_ISREG(info.st_mode);
+}
+
+static int read_text(const char *path, char **text, size_t *length)
+{
+    *text = NULL;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return dmnsp_fail("analyze: %s: cannot open: %s", path, strerror(errno));
+    size_t capacity = 4096, used = 0;
+    char *buffer = dmnsp_malloc(capacity, path);
+    while (buffer != NULL) {
+        if (used + 1 >= capacity) {
+            char *grown = realloc(buffer, capacity * 2);
+            if (grown == NULL) {
+                free(buffer);
+                buffer = NULL;
+                dmnsp_fail("analyze: %s: out of memory", path);
+                break;
+            }
+            buffer = grown;
+            capacity *= 2;
+        }
+        size_t got = fread(buffer + used, 1, capacity - used - 1, f);
+        used += got;
+        if (got == 0)
+            break;
+    }
+    int failed = ferror(f);
+    fclose(f);
+    if (buffer == NULL)
+        return -1;
+    if (failed) {
+        free(buffer);
+        return dmnsp_fail("analyze: %s: read error", path);
+    }
+    buffer[used] = '\0';
+    *text = buffer;
+    *length = used;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * YAML flattening (libyaml events): nested mappings become dotted keys.
+ * ------------------------------------------------------------------------- */
+static int add_setting(analyze_setting **settings, int *count, int *capacity, const char *key, const char *value)
+{
+    if (*count == *capacity) {
+        int grown_capacity = *capacity ? *capacity * 2 : 64;
+        analyze_setting *grown = realloc(*settings, (size_t)grown_capacity * sizeof **settings);
+        if (grown == NULL)
+            return dmnsp_fail("analyze: out of memory reading settings");
+        *settings = grown;
+        *capacity = grown_capacity;
+    }
+    snprintf((*settings)[*count].key, sizeof(*settings)[*count].key, "%s", key);
+    snprintf((*settings)[*count].value, sizeof(*settings)[*count].value, "%s", value);
+    (*count)++;
+    return 0;
+}
+
+int analyze_flatten_yaml(const char *text, size_t length, const char *source, analyze_setting **settings, int *count)
+{
+    *settings = NULL;
+    *count = 0;
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return dmnsp_fail("analyze: %s: cannot start the YAML parser", source);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, length);
+
+    /* prefix: the dotted path of the enclosing mappings; at each mapping
+     * level the next scalar is a key when expecting_key is set. */
+    char prefix[512] = "", key[256] = "", sequence[256] = "";
+    size_t prefix_lengths[32];
+    int depth = 0, expecting_key[32] = {0}, in_sequence = 0, capacity = 0, status = 0, done = 0;
+    while (!done && status == 0) {
+        yaml_event_t event;
+        if (!yaml_parser_parse(&parser, &event)) {
+            status = dmnsp_fail("analyze: %s:%zu:%zu: invalid YAML: %s", source, parser.problem_mark.line + 1,
+                                parser.problem_mark.column + 1, parser.problem ? parser.problem : "parse error");
+            break;
+        }
+        switch (event.type) {
+        case YAML_MAPPING_START_EVENT:
+            if (depth >= 31) {
+                status = dmnsp_fail("analyze: %s: mappings nested deeper than 31 levels", source);
+                break;
+            }
+            prefix_lengths[depth] = strlen(prefix);
+            if (depth > 0) {
+                size_t used = strlen(prefix);
+                snprintf(prefix + used, sizeof prefix - used, "%s%s", used ? "." : "", key);
+            }
+            depth++;
+            expecting_key[depth] = 1;
+            break;
+        case YAML_MAPPING_END_EVENT:
+            depth--;
+            if (depth >= 0)
+                prefix[prefix_lengths[depth]] = '\0';
+            if (depth > 0)
+                expecting_key[depth] = 1;
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+            in_sequence = 1;
+            snprintf(sequence, sizeof sequence, "[");
+            break;
+        case YAML_SEQUENCE_END_EVENT: {
+            in_sequence = 0;
+            size_t used = strlen(sequence);
+            snprintf(sequence + used, sizeof sequence - used, "]");
+            char full[800];
+            snprintf(full, sizeof full, "%s%s%s", prefix, prefix[0] ? "." : "", key);
+            status = add_setting(settings, count, &capacity, full, sequence);
+            expecting_key[depth] = 1;
+            break;
+        }
+        case YAML_SCALAR_EVENT: {
+            const char *value = (const char *)event.data.scalar.value;
+            if (in_sequence) {
+                size_t used = strlen(sequence);
+                snprintf(sequence + used, sizeof sequence - used, "%s%s", used > 1 ? ", " : "", value);
+            } else if (depth > 0 && expecting_key[depth]) {
+                snprintf(key, sizeof key, "%s", value);
+                expecting_key[depth] = 0;
+            } else if (depth > 0) {
+                char full[800];
+                snprintf(full, sizeof full, "%s%s%s", prefix, prefix[0] ? "." : "", key);
+                status = add_setting(settings, count, &capacity, full, value);
+                expecting_key[depth] = 1;
+            }
+            break;
+        }
+        case YAML_STREAM_END_EVENT:
+            done = 1;
+            break;
+        default:
+            break;
+        }
+        yaml_event_delete(&event);
+    }
+    yaml_parser_delete(&parser);
+    if (status != 0) {
+        free(*settings);
+        *settings = NULL;
+        *count = 0;
+    }
+    return status;
+}
+
+const char *analyze_setting_value(const analyze_run *run, const char *key)
+{
+    for (int i = 0; i < run->setting_count; i++)
+        if (strcmp(run->settings[i].key, key) == 0)
+            return run->settings[i].value;
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------
+ * Accuracy arrays
+ * ------------------------------------------------------------------------- */
+static int allocate_metrics(analyze_run *run, int tasks)
+{
+    run->tasks = tasks;
+    size_t n = tasks > 0 ? (size_t)tasks : 1;
+    run->accuracy_matrix = dmnsp_malloc(n * n * sizeof(double), "accuracy matrix");
+    double **arrays[5] = {&run->acc, &run->avg_acc, &run->forgetting, &run->bwt, &run->fwt};
+    for (int i = 0; i < 5; i++)
+        *arrays[i] = dmnsp_malloc(n * sizeof(double), "per-task metrics");
+    run->nonfinite = dmnsp_calloc(n, sizeof(long), "per-task non-finite counts");
+    if (!run->accuracy_matrix || !run->acc || !run->avg_acc || !run->forgetting || !run->bwt || !run->fwt ||
+        !run->nonfinite)
+        return -1;
+    for (size_t i = 0; i < n * n; i++)
+        run->accuracy_matrix[i] = NAN;
+    for (size_t i = 0; i < n; i++)
+        run->acc[i] = run->avg_acc[i] = run->forgetting[i] = run->bwt[i] = run->fwt[i] = NAN;
+    return 0;
+}
+
+/* Fills avg_acc, forgetting, bwt and fwt of task rows 0..tasks-1 from the
+ * accuracy matrix, acc and FORWARD (accuracy on task l before training it):
+ *   forgetting[i] = mean_{j<i} (max_{l in j..i-1} R[l][j]) - R[i][j]
+ *   bwt[i]        = mean_{j<l<=i} R[l][j] - R[j][j]
+ *   fwt[i]        = mean_{1<=l<=i} forward[l]
+ * with 0 for task 0, as the metrics module defines them. */
+static void derive_metrics(analyze_run *run, const double *forward)
+{
+    int n = run->tasks;
+    const double *R = run->accuracy_matrix;
+    double acc_sum = 0;
+    for (int i = 0; i < n; i++) {
+        acc_sum += run->acc[i];
+        run->avg_acc[i] = acc_sum / (i + 1);
+
+        double forgetting = 0, bwt = 0, fwt = 0;
+        int pairs = 0, forward_count = 0;
+        for (int j = 0; j < i; j++) {
+            double best = -INFINITY;
+            for (int l = j; l < i; l++)
+                best = fmax(best, R[(size_t)l * n + j]);
+            forgetting += best - R[(size_t)i * n + j];
+            for (int l = j + 1; l <= i; l++) {
+                bwt += R[(size_t)l * n + j] - R[(size_t)j * n + j];
+                pairs++;
+            }
+        }
+        for (int l = 1; l <= i; l++) {
+            if (forward != NULL && isfinite(forward[l])) {
+                fwt += forward[l];
+                forward_count++;
+            }
+        }
+        run->forgetting[i] = i > 0 ? forgetting / i : 0;
+        run->bwt[i] = pairs > 0 ? bwt / pairs : 0;
+        if (i == 0)
+            run->fwt[i] = 0;
+        else
+            run->fwt[i] = forward_count > 0 ? fwt / forward_count : NAN;
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * checkpoint.h5
+ * ------------------------------------------------------------------------- */
+static int load_checkpoint(const char *path, analyze_run *run, double **forward)
+{
+    checkpoint_reader *reader = NULL;
+    DMNSP_TRY(checkpoint_open(path, &reader));
+    run->has_checkpoint = 1;
+    run->shape = *checkpoint_get_shape(reader);
+    run->checkpoint_tasks = checkpoint_task_count(reader);
+    int tasks = run->checkpoint_tasks, layers = run->shape.vision_layers;
+    run->max_layers = run->shape.vision_layers > run->shape.text_layers ? run->shape.vision_layers
+                                                                        : run->shape.text_layers;
+    size_t n_tasks = tasks > 0 ? (size_t)tasks : 1;
+    run->stats = dmnsp_calloc(n_tasks * 2 * run->max_layers * 2, sizeof(param_stats), "parameter statistics");
+    run->lambda = dmnsp_calloc(n_tasks * layers * layers, sizeof(float), "lambda");
+    run->has_lambda = dmnsp_calloc(n_tasks, sizeof(int), "lambda flags");
+    *forward = dmnsp_malloc(n_tasks * sizeof(double), "forward accuracy");
+    int status = (run->stats && run->lambda && run->has_lambda && *forward) ? 0 : -1;
+    if (status == 0)
+        status = allocate_metrics(run, tasks);
+
+    static const char *const tensors[2] = {"down_w", "up_w"};
+    for (int t = 0; status == 0 && t < tasks; t++) {
+        for (int modality = 0; status == 0 && modality < 2; modality++) {
+            int blocks = modality == CLIP_VISUAL ? run->shape.vision_layers : run->shape.text_layers;
+            for (int b = 0; status == 0 && b < blocks; b++)
+                for (int k = 0; status == 0 && k < 2; k++)
+                    status = checkpoint_read_stats(reader, t, (clip_modality)modality, b, tensors[k],
+                                                   analyze_stats(run, t, modality, b, k));
+        }
+        if (status == 0)
+            status = checkpoint_read_lambda(reader, t, run->lambda + (size_t)t * layers * layers,
+                                            &run->has_lambda[t]);
+        checkpoint_task_metrics metrics;
+        if (status == 0)
+            status = checkpoint_read_metrics(reader, t, &metrics);
+        if (status == 0) {
+            for (int j = 0; j < metrics.row_length && j < tasks; j++)
+                run->accuracy_matrix[(size_t)t * tasks + j] = metrics.accuracy_row[j];
+            run->acc[t] = metrics.accuracy;
+            run->nonfinite[t] = metrics.nonfinite_count;
+            (*forward)[t] = metrics.forward_accuracy;
+            free(metrics.accuracy_row);
+        }
+    }
+    if (status == 0 && tasks > 0) {
+        derive_metrics(run, *forward);
+        run->metrics_source = "checkpoint.h5";
+    }
+
+    /* Settings from the checkpoint's config attribute, unless config.yaml wins later. */
+    const char *config_text = checkpoint_config_text(reader);
+    if (status == 0 && config_text != NULL && config_text[0] != '\0')
+        status = analyze_flatten_yaml(config_text, strlen(config_text), path, &run->settings, &run->setting_count);
+    checkpoint_close(reader);
+    return status;
+}
+
+/* ---------------------------------------------------------------------------
+ * metrics.json: one JSON object per line, task lines then a summary line.
+ * ------------------------------------------------------------------------- */
+static int number_field(const json_value *object, const char *key, double *out)
+{
+    const json_value *value = json_object_get(object, key);
+    if (value == NULL || value->type == JSON_NULL) {
+        *out = NAN;
+        return 0;
+    }
+    if (value->type != JSON_NUMBER)
+        return -1;
+    *out = value->number;
+    return 0;
+}
+
+static void string_field(const json_value *object, const char *key, char *out, size_t size)
+{
+    const json_value *value = json_object_get(object, key);
+    if (value != NULL && value->type == JSON_STRING)
+        snprintf(out, size, "%s", value->string);
+}
+
+static int apply_task_line(const char *path, int line, const json_value *object, analyze_run *run)
+{
+    const json_value *task_value = json_object_get(object, "task");
+    int task = (int)task_value->integer;
+    if (task >= run->tasks)
+        return 0;
+    double acc, avg_acc, forgetting, bwt, fwt, nonfinite;
+    if (number_field(object, "acc", &acc) || number_field(object, "avg_acc", &avg_acc) ||
+        number_field(object, "forgetting", &forgetting) || number_field(object, "bwt", &bwt) ||
+        number_field(object, "fwt", &fwt) || number_field(object, "nonfinite", &nonfinite))
+        return dmnsp_fail("analyze: %s:%d: a metric of task %d is not a number", path, line, task);
+    run->acc[task] = acc;
+    run->avg_acc[task] = avg_acc;
+    run->forgetting[task] = forgetting;
+    run->bwt[task] = bwt;
+    run->fwt[task] = fwt;
+    run->nonfinite[task] = isfinite(nonfinite) ? (long)nonfinite : 0;
+
+    const json_value *row = json_object_get(object, "acc_per_task");
+    if (row != NULL && row->type == JSON_ARRAY) {
+        for (size_t j = 0; j < row->count && j < (size_t)run->tasks; j++) {
+            if (row->items[j].type != JSON_NUMBER)
+                return dmnsp_fail("analyze: %s:%d: acc_per_task[%zu] of task %d is not a number", path, line, j,
+                                  task);
+            run->accuracy_matrix[(size_t)task * run->tasks + j] = row->items[j].number;
+        }
+    }
+    return 0;
+}
+
+static void apply_summary(const json_value *object, analyze_run *run)
+{
+    run->finished = 1;
+    number_field(object, "last", &run->last);
+    number_field(object, "avg", &run->avg);
+    number_field(object, "avg_forgetting", &run->avg_forgetting);
+    number_field(object, "wall_seconds", &run->wall_seconds);
+    double ranks = NAN;
+    number_field(object, "ranks", &ranks);
+    run->ranks = isfinite(ranks) ? (long)ranks : 0;
+    string_field(object, "dataset", run->dataset, sizeof run->dataset);
+    string_field(object, "method", run->method, sizeof run->method);
+}
+
+/* Grows the metric arrays to TASKS rows, keeping what the checkpoint gave. */
+static int grow_metrics(analyze_run *run, int tasks)
+{
+    if (tasks <= run->tasks)
+        return 0;
+    analyze_run old = *run;
+    DMNSP_TRY(allocate_metrics(run, tasks));
+    for (int i = 0; i < old.tasks; i++) {
+        for (int j = 0; j < old.tasks; j++)
+            run->accuracy_matrix[(size_t)i * tasks + j] = old.accuracy_matrix[(size_t)i * old.tasks + j];
+        run->acc[i] = old.acc[i];
+        run->avg_acc[i] = old.avg_acc[i];
+        run->forgetting[i] = old.forgetting[i];
+        run->bwt[i] = old.bwt[i];
+        run->fwt[i] = old.fwt[i];
+        run->nonfinite[i] = old.nonfinite[i];
+    }
+    free(old.accuracy_matrix);
+    free(old.acc);
+    free(old.avg_acc);
+    free(old.forgetting);
+    free(old.bwt);
+    free(old.fwt);
+    free(old.nonfinite);
+    return 0;
+}
+
+static int load_metrics(const char *path, analyze_run *run)
+{
+    char *text = NULL;
+    size_t length = 0;
+    DMNSP_TRY(read_text(path, &text, &length));
+
+    /* Parse every line first: the number of tasks sizes the arrays. */
+    int capacity = 64, lines = 0, status = 0, max_task = -1;
+    json_value **objects = calloc((size_t)capacity, sizeof *objects);
+    int *line_numbers = calloc((size_t)capacity, sizeof *line_numbers);
+    if (objects == NULL || line_numbers == NULL)
+        status = dmnsp_fail("analyze: %s: out of memory", path);
+    char *cursor = text;
+    for (int line = 1; status == 0 && cursor != NULL && *cursor != '\0'; line++) {
+        char *end = strchr(cursor, '\n');
+        size_t size = end != NULL ? (size_t)(end - cursor) : strlen(cursor);
+        char *next = end != NULL ? end + 1 : NULL;
+        size_t blank = strspn(cursor, " \t\r");
+        if (blank >= size) {
+            cursor = next;
+            continue;
+        }
+        json_value *object = NULL;
+        if (json_parse(cursor, size, &object) != 0) {
+            status = dmnsp_fail_prefix("analyze: %s:%d", path, line);
+            break;
+        }
+        if (object->type != JSON_OBJECT) {
+            json_free(object);
+            status = dmnsp_fail("analyze: %s:%d: expected a JSON object, found %s", path, line,
+                                json_type_name(object->type));
+            break;
+        }
+        const json_value *task = json_object_get(object, "task");
+        const json_value *summary = json_object_get(object, "summary");
+        int is_summary = summary != NULL && summary->type == JSON_BOOL && summary->boolean;
+        if (!is_summary && (task == NULL || task->type != JSON_NUMBER || !task->is_integer || task->integer < 0 ||
+                            task->integer > 100000)) {
+            json_free(object);
+            status = dmnsp_fail("analyze: %s:%d: line has neither a non-negative integer \"task\" nor "
+                                "\"summary\": true",
+                                path, line);
+            break;
+        }
+        if (!is_summary && task->integer > max_task)
+            max_task = (int)task->integer;
+        if (lines == capacity) {
+            capacity *= 2;
+            json_value **grown = realloc(objects, (size_t)capacity * sizeof *objects);
+            int *grown_lines = grown ? realloc(line_numbers, (size_t)capacity * sizeof *line_numbers) : NULL;
+            if (grown != NULL)
+                objects = grown;
+            if (grown_lines != NULL)
+                line_numbers = grown_lines;
+            if (grown == NULL || grown_lines == NULL) {
+                json_free(object);
+                status = dmnsp_fail("analyze: %s: out of memory", path);
+                break;
+            }
+        }
+        objects[lines] = object;
+        line_numbers[lines++] = line;
+        cursor = next;
+    }
+
+    if (status == 0)
+        status = grow_metrics(run, max_task + 1);
+    for (int i = 0; status == 0 && i < lines; i++) {
+        const json_value *summary = json_object_get(objects[i], "summary");
+        if (summary != NULL && summary->type == JSON_BOOL && summary->boolean)
+            apply_summary(objects[i], run);
+        else
+            status = apply_task_line(path, line_numbers[i], objects[i], run);
+    }
+    if (status == 0 && max_task >= 0)
+        run->metrics_source = run->has_checkpoint ? "metrics.json (checkpoint.h5 for missing rows)" : "metrics.json";
+
+    for (int i = 0; i < lines; i++)
+        json_free(objects[i]);
+    free(objects);
+    free(line_numbers);
+    free(text);
+    return status;
+}
+
+/* ---------------------------------------------------------------------------
+ * The run folder
+ * ------------------------------------------------------------------------- */
+int analyze_load_run(const char *run_dir, analyze_run *run)
+{
+    memset(run, 0, sizeof *run);
+    run->last = run->avg = run->avg_forgetting = run->wall_seconds = NAN;
+    snprintf(run->dir, sizeof run->dir, "%s", run_dir);
+    size_t length = strlen(run->dir);
+    while (length > 1 && run->dir[length - 1] == '/')
+        run->dir[--length] = '\0';
+    const char *slash = strrchr(run->dir, '/');
+    snprintf(run->name, sizeof run->name, "%.255s", slash != NULL ? slash + 1 : run->dir);
+
+    struct stat info;
+    if (stat(run->dir, &info) != 0 || !S_ISDIR(info.st_mode))
+        return dmnsp_fail("analyze: %s: run folder not found", run->dir);
+
+    char checkpoint_path[4200], metrics_path[4200], config_path[4200];
+    snprintf(checkpoint_path, sizeof checkpoint_path, "%s/checkpoint.h5", run->dir);
+    snprintf(metrics_path, sizeof metrics_path, "%s/metrics.json", run->dir);
+    snprintf(config_path, sizeof config_path, "%s/config.yaml", run->dir);
+    int have_checkpoint = file_exists(checkpoint_path), have_metrics = file_exists(metrics_path);
+    if (!have_checkpoint && !have_metrics)
+        return dmnsp_fail("analyze: %s: neither checkpoint.h5 nor metrics.json found in the run folder", run->dir);
+
+    double *forward = NULL;
+    int status = 0;
+    if (have_checkpoint)
+        status = load_checkpoint(checkpoint_path, run, &forward);
+    free(forward);
+    if (status == 0 && have_metrics)
+        status = load_metrics(metrics_path, run);
+
+    /* config.yaml is the resolved config the run started with; it replaces
+     * the checkpoint's copy when both exist. */
+    if (status == 0 && file_exists(config_path)) {
+        char *text = NULL;
+        size_t text_length = 0;
+        analyze_setting *settings = NULL;
+        int count = 0;
+        status = read_text(config_path, &text, &text_length);
+        if (status == 0)
+            status = analyze_flatten_yaml(text, text_length, config_path, &settings, &count);
+        free(text);
+        if (status == 0) {
+            free(run->settings);
+            run->settings = settings;
+            run->setting_count = count;
+        }
+    }
+    if (status == 0 && run->method[0] == '\0' && analyze_setting_value(run, "method") != NULL)
+        snprintf(run->method, sizeof run->method, "%.63s", analyze_setting_value(run, "method"));
+    if (status == 0 && run->dataset[0] == '\0' && analyze_setting_value(run, "dataset") != NULL)
+        snprintf(run->dataset, sizeof run->dataset, "%.63s", analyze_setting_value(run, "dataset"));
+    if (status != 0)
+        analyze_free_run(run);
+    return status;
+}
+
+void analyze_free_run(analyze_run *run)
+{
+    free(run->stats);
+    free(run->lambda);
+    free(run->has_lambda);
+    free(run->accuracy_matrix);
+    free(run->acc);
+    free(run->avg_acc);
+    free(run->forgetting);
+    free(run->bwt);
+    free(run->fwt);
+    free(run->nonfinite);
+    free(run->settings);
+    char dir[sizeof run->dir], name[sizeof run->name];
+    memcpy(dir, run->dir, sizeof dir);
+    memcpy(name, run->name, sizeof name);
+    memset(run, 0, sizeof *run);
+    memcpy(run->dir, dir, sizeof dir);
+    memcpy(run->name, name, sizeof name);
+}
