@@ -3,7 +3,7 @@
 #include "cmd_analyze.h"
 
 #include "dmnsp/error.h"
-#include "dmnsp/json_parse.h"
+#include "dmnsp/metrics.h"
 
 #include <errno.h>
 #include <math.h>
@@ -297,71 +297,9 @@ static int load_checkpoint(const char *path, analyze_run *run, double **forward)
 }
 
 /* ---------------------------------------------------------------------------
- * metrics.json: one JSON object per line, task lines then a summary line.
+ * metrics.json (read by the metrics module): its task lines replace the rows
+ * derived from the checkpoint.
  * ------------------------------------------------------------------------- */
-static int number_field(const json_value *object, const char *key, double *out)
-{
-    const json_value *value = json_object_get(object, key);
-    if (value == NULL || value->type == JSON_NULL) {
-        *out = NAN;
-        return 0;
-    }
-    if (value->type != JSON_NUMBER)
-        return -1;
-    *out = value->number;
-    return 0;
-}
-
-static void string_field(const json_value *object, const char *key, char *out, size_t size)
-{
-    const json_value *value = json_object_get(object, key);
-    if (value != NULL && value->type == JSON_STRING)
-        snprintf(out, size, "%s", value->string);
-}
-
-static int apply_task_line(const char *path, int line, const json_value *object, analyze_run *run)
-{
-    const json_value *task_value = json_object_get(object, "task");
-    int task = (int)task_value->integer;
-    if (task >= run->tasks)
-        return 0;
-    double acc, avg_acc, forgetting, bwt, fwt, nonfinite;
-    if (number_field(object, "acc", &acc) || number_field(object, "avg_acc", &avg_acc) ||
-        number_field(object, "forgetting", &forgetting) || number_field(object, "bwt", &bwt) ||
-        number_field(object, "fwt", &fwt) || number_field(object, "nonfinite", &nonfinite))
-        return dmnsp_fail("analyze: %s:%d: a metric of task %d is not a number", path, line, task);
-    run->acc[task] = acc;
-    run->avg_acc[task] = avg_acc;
-    run->forgetting[task] = forgetting;
-    run->bwt[task] = bwt;
-    run->fwt[task] = fwt;
-    run->nonfinite[task] = isfinite(nonfinite) ? (long)nonfinite : 0;
-
-    const json_value *row = json_object_get(object, "acc_per_task");
-    if (row != NULL && row->type == JSON_ARRAY) {
-        for (size_t j = 0; j < row->count && j < (size_t)run->tasks; j++) {
-            if (row->items[j].type != JSON_NUMBER)
-                return dmnsp_fail("analyze: %s:%d: acc_per_task[%zu] of task %d is not a number", path, line, j,
-                                  task);
-            run->accuracy_matrix[(size_t)task * run->tasks + j] = row->items[j].number;
-        }
-    }
-    return 0;
-}
-
-static void apply_summary(const json_value *object, analyze_run *run)
-{
-    run->finished = 1;
-    number_field(object, "last", &run->last);
-    number_field(object, "avg", &run->avg);
-    number_field(object, "avg_forgetting", &run->avg_forgetting);
-    number_field(object, "wall_seconds", &run->wall_seconds);
-    double ranks = NAN;
-    number_field(object, "ranks", &ranks);
-    run->ranks = isfinite(ranks) ? (long)ranks : 0;
-    string_field(object, "dataset", run->dataset, sizeof run->dataset);
-    string_field(object, "method", run->method, sizeof run->method);
-}
 
 /* Grows the metric arrays to TASKS rows, keeping what the checkpoint gave. */
 static int grow_metrics(analyze_run *run, int tasks)
@@ -392,86 +330,38 @@ static int grow_metrics(analyze_run *run, int tasks)
 
 static int load_metrics(const char *path, analyze_run *run)
 {
-    char *text = NULL;
-    size_t length = 0;
-    DMNSP_TRY(read_text(path, &text, &length));
+    metrics_file file;
+    if (metrics_read_json(path, &file) != 0)
+        return dmnsp_fail_prefix("analyze");
 
-    /* Parse every line first: the number of tasks sizes the arrays. */
-    int capacity = 64, lines = 0, status = 0, max_task = -1;
-    json_value **objects = calloc((size_t)capacity, sizeof *objects);
-    int *line_numbers = calloc((size_t)capacity, sizeof *line_numbers);
-    if (objects == NULL || line_numbers == NULL)
-        status = dmnsp_fail("analyze: %s: out of memory", path);
-    char *cursor = text;
-    for (int line = 1; status == 0 && cursor != NULL && *cursor != '\0'; line++) {
-        char *end = strchr(cursor, '\n');
-        size_t size = end != NULL ? (size_t)(end - cursor) : strlen(cursor);
-        char *next = end != NULL ? end + 1 : NULL;
-        size_t blank = strspn(cursor, " \t\r");
-        if (blank >= size) {
-            cursor = next;
-            continue;
-        }
-        json_value *object = NULL;
-        if (json_parse(cursor, size, &object) != 0) {
-            status = dmnsp_fail_prefix("analyze: %s:%d", path, line);
-            break;
-        }
-        if (object->type != JSON_OBJECT) {
-            json_free(object);
-            status = dmnsp_fail("analyze: %s:%d: expected a JSON object, found %s", path, line,
-                                json_type_name(object->type));
-            break;
-        }
-        const json_value *task = json_object_get(object, "task");
-        const json_value *summary = json_object_get(object, "summary");
-        int is_summary = summary != NULL && summary->type == JSON_BOOL && summary->boolean;
-        if (!is_summary && (task == NULL || task->type != JSON_NUMBER || !task->is_integer || task->integer < 0 ||
-                            task->integer > 100000)) {
-            json_free(object);
-            status = dmnsp_fail("analyze: %s:%d: line has neither a non-negative integer \"task\" nor "
-                                "\"summary\": true",
-                                path, line);
-            break;
-        }
-        if (!is_summary && task->integer > max_task)
-            max_task = (int)task->integer;
-        if (lines == capacity) {
-            capacity *= 2;
-            json_value **grown = realloc(objects, (size_t)capacity * sizeof *objects);
-            int *grown_lines = grown ? realloc(line_numbers, (size_t)capacity * sizeof *line_numbers) : NULL;
-            if (grown != NULL)
-                objects = grown;
-            if (grown_lines != NULL)
-                line_numbers = grown_lines;
-            if (grown == NULL || grown_lines == NULL) {
-                json_free(object);
-                status = dmnsp_fail("analyze: %s: out of memory", path);
-                break;
-            }
-        }
-        objects[lines] = object;
-        line_numbers[lines++] = line;
-        cursor = next;
+    int status = grow_metrics(run, file.line_count);
+    for (int i = 0; status == 0 && i < file.line_count; i++) {
+        const metrics_file_line *line = &file.lines[i];
+        int t = line->task;
+        run->acc[t] = line->acc;
+        run->avg_acc[t] = line->avg_acc;
+        run->forgetting[t] = line->forgetting;
+        run->bwt[t] = line->bwt;
+        run->fwt[t] = line->fwt;
+        run->nonfinite[t] = line->nonfinite;
+        for (int j = 0; j < line->per_task_count && j < run->tasks; j++)
+            run->accuracy_matrix[(size_t)t * run->tasks + j] = line->acc_per_task[j];
     }
-
-    if (status == 0)
-        status = grow_metrics(run, max_task + 1);
-    for (int i = 0; status == 0 && i < lines; i++) {
-        const json_value *summary = json_object_get(objects[i], "summary");
-        if (summary != NULL && summary->type == JSON_BOOL && summary->boolean)
-            apply_summary(objects[i], run);
-        else
-            status = apply_task_line(path, line_numbers[i], objects[i], run);
+    if (status == 0 && file.has_summary) {
+        run->finished = 1;
+        run->last = file.last;
+        run->avg = file.avg;
+        run->avg_forgetting = file.avg_forgetting;
+        run->wall_seconds = file.wall_seconds;
+        run->ranks = file.ranks;
+        snprintf(run->dataset, sizeof run->dataset, "%.63s", file.dataset);
+        snprintf(run->method, sizeof run->method, "%.63s", file.method);
     }
-    if (status == 0 && max_task >= 0)
-        run->metrics_source = run->has_checkpoint ? "metrics.json (checkpoint.h5 for missing rows)" : "metrics.json";
-
-    for (int i = 0; i < lines; i++)
-        json_free(objects[i]);
-    free(objects);
-    free(line_numbers);
-    free(text);
+    if (status == 0 && file.line_count > 0)
+        run->metrics_source = run->has_checkpoint && run->checkpoint_tasks > file.line_count
+                                  ? "metrics.json (checkpoint.h5 for later tasks)"
+                                  : "metrics.json";
+    metrics_file_free(&file);
     return status;
 }
 

@@ -219,11 +219,13 @@ static void check_tables(void)
     CHECK_EQ_INT(run_analyze("runs/empty --out out_empty --no-plots", &output), 1);
     CHECK_STR_CONTAINS(output ? output : "", "runs/empty: neither checkpoint.h5 nor metrics.json");
     free(output);
-    const char *damaged = "{\"task\": 0, \"acc\": 85.0}\n{\"task\": 1, \"acc\": \n";
+    const char *damaged = "{\"task\": 0, \"acc\": 85.00, \"avg_acc\": 85.00, \"forgetting\": 0.00, "
+                          "\"acc_per_task\": [90.00], \"bwt\": 0.00, \"fwt\": 0.00, \"nonfinite\": 0}\n"
+                          "{\"task\": 1, \"acc\": \n";
     CHECK_OK(test_write_file("runs/empty/metrics.json", damaged, strlen(damaged)));
     output = NULL;
     CHECK_EQ_INT(run_analyze("runs/empty --out out_empty --no-plots", &output), 1);
-    CHECK_STR_CONTAINS(output ? output : "", "runs/empty/metrics.json:2");
+    CHECK_STR_CONTAINS(output ? output : "", "runs/empty/metrics.json: line 2");
     free(output);
     remove("runs/empty/metrics.json");
 }
