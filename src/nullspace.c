@@ -498,7 +498,7 @@ int nullspace_compute_lambda(nullspace_state *s, nullspace_collector *collector)
     }
     nullspace_decomposition_free(&current);
     free(u_all);
-    if (nullspace_all_ok(status, MPI_COMM_WORLD) != 0) {
+    if (dist_any_failed(status) != 0) {
         free(local);
         return -1;
     }
@@ -698,4 +698,18 @@ int nullspace_project_views(nullspace_state *s, const clip_adapter_view *views, 
         up[l] = views[l].up_w;
     }
     return nullspace_project(s, down, up, nonfinite);
+}
+
+int nullspace_project_buffer(nullspace_state *s, const clip_config *config, float *gradients, clip_modality modality,
+                             long *nonfinite)
+{
+    int L = s->options.blocks;
+    int layers = modality == CLIP_VISUAL ? config->vision_layers : config->text_layers;
+    if (layers != L)
+        return dmnsp_fail("nullspace: the model has %d %s blocks but the null-space state has %d", layers,
+                          modality == CLIP_VISUAL ? "visual" : "text", L);
+    clip_adapter_view views[L];
+    for (int l = 0; l < L; l++)
+        clip_adapter_block(config, gradients, modality, l, &views[l]);
+    return nullspace_project_views(s, views, nonfinite);
 }

@@ -38,9 +38,6 @@ void nullspace_groups_free(nullspace_groups *groups);
 
 void nullspace_symmetrize_upper(double *a, int d);
 
-/* Collective over COMM: 0 when STATUS is 0 on every rank, else -1; ranks
- * that did not fail record "failed on another rank". Prints nothing. */
-int nullspace_all_ok(int status, MPI_Comm comm);
 /* Eigenvalues (descending) and eigenvectors of the symmetric A (d x d,
  * overwritten): LAPACK dsyevd for all of them (VECTORS d x d, column c =
  * eigenvector c) or dsyevr for the top K (VECTORS d x k, VALUES k). */

@@ -2,6 +2,7 @@
  * and the decomposition of every block that ties them together. */
 #include "nullspace_internal.h"
 
+#include "dmnsp/dist.h"
 #include "dmnsp/error.h"
 
 #include <math.h>
@@ -31,18 +32,6 @@ void Cpdgemr2d(int m, int n, double *a, int ia, int ja, int *desca, double *b, i
 void pdsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *ia, const int *ja,
               const int *desca, double *w, double *z, const int *iz, const int *jz, const int *descz, double *work,
               const int *lwork, int *iwork, const int *liwork, int *info, size_t jobz_len, size_t uplo_len);
-
-int nullspace_all_ok(int status, MPI_Comm comm)
-{
-    int mine = status == 0 ? 1 : 0, all = 0;
-    if (MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS)
-        return dmnsp_fail("nullspace: MPI_Allreduce of the status of all ranks failed");
-    if (all)
-        return 0;
-    if (mine)
-        dmnsp_fail("nullspace: failed on another rank");
-    return -1;
-}
 
 /* ------------------------------------------------------------------------
  * Rank groups
@@ -176,7 +165,7 @@ int nullspace_scalapack_eigen(const nullspace_groups *groups, double *a, int d, 
     grid_shape(groups->group_size, &nprow, &npcol);
 
     /* Two contexts over the group: the nprow x npcol grid for pdsyevd and
-     * a 1 x 1 grid on the group's rank 0, which holds the whole matrix. */
+     * a 1 x 1 grid on the group's rank 0, which stores the whole matrix. */
     int handle = Csys2blacs_handle(groups->comm);
     int grid = handle, root = handle;
     Cblacs_gridinit(&grid, "R", nprow, npcol);
@@ -226,7 +215,7 @@ int nullspace_scalapack_eigen(const nullspace_groups *groups, double *a, int d, 
     MPI_Allreduce(&allocated, &all_allocated, 1, MPI_INT, MPI_MIN, groups->comm);
     if (!all_allocated) {
         if (allocated)
-            dmnsp_fail("nullspace: out of memory on another rank of the ScaLAPACK group");
+            dmnsp_fail_secondary("nullspace: out of memory on another rank of the ScaLAPACK group");
         goto done;
     }
 
@@ -252,7 +241,7 @@ int nullspace_scalapack_eigen(const nullspace_groups *groups, double *a, int d, 
     MPI_Allreduce(&allocated, &all_allocated, 1, MPI_INT, MPI_MIN, groups->comm);
     if (!all_allocated) {
         if (allocated)
-            dmnsp_fail("nullspace: out of memory on another rank of the ScaLAPACK group");
+            dmnsp_fail_secondary("nullspace: out of memory on another rank of the ScaLAPACK group");
         goto done;
     }
     pdsyevd_("V", "U", &d, local_a, &one, &one, desc_a, values, local_z, &one, &one, desc_z, work, &lwork, iwork,
@@ -300,6 +289,14 @@ static void copy_top_columns(const double *vectors, int d, int k, double *top)
         memcpy(top + (size_t)r * k, vectors + (size_t)r * d, (size_t)k * sizeof(double));
 }
 
+static int all_finite(const double *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return 0;
+    return 1;
+}
+
 /* Decomposes the covariances this rank's group owns (LAPACK or ScaLAPACK)
  * and broadcasts every block's results from its owner. */
 static int decompose_dense(nullspace_collector *c, const nullspace_groups *groups, nullspace_solver solver, int full,
@@ -318,7 +315,7 @@ static int decompose_dense(nullspace_collector *c, const nullspace_groups *group
         if (owned == NULL)
             status = -1;
     }
-    if (nullspace_all_ok(status, MPI_COMM_WORLD) != 0)
+    if (dist_any_failed(status) != 0)
         return -1;
 
     for (int l = 0; l < L; l++) {
@@ -329,8 +326,17 @@ static int decompose_dense(nullspace_collector *c, const nullspace_groups *group
             free(owned);
             return dmnsp_fail("nullspace: MPI_Reduce of the block %d covariance to rank %d failed", l, owner);
         }
-        if (target != NULL)
+        if (target != NULL) {
             nullspace_symmetrize_upper(target, d);
+            if (status == 0 && !all_finite(target, (size_t)d * d))
+                status = dmnsp_fail("nullspace: the covariance of block %d contains non-finite values (the adapter "
+                                    "outputs overflowed or are NaN)",
+                                    l);
+        }
+    }
+    if (dist_any_failed(status) != 0) {
+        free(owned);
+        return -1;
     }
 
     /* Owners (with their group for ScaLAPACK) decompose their blocks. */
@@ -364,7 +370,7 @@ static int decompose_dense(nullspace_collector *c, const nullspace_groups *group
     }
     free(vectors);
     free(owned);
-    if (nullspace_all_ok(status, MPI_COMM_WORLD) != 0)
+    if (dist_any_failed(status) != 0)
         return -1;
 
     /* Every rank gets every block's results from the owner. */
@@ -404,14 +410,31 @@ int nullspace_decompose(nullspace_collector *c, nullspace_solver solver, int ful
         if (result->eigvecs == NULL)
             status = -1;
     }
-    if (nullspace_all_ok(status, MPI_COMM_WORLD) != 0) {
+    if (dist_any_failed(status) != 0) {
+        nullspace_decomposition_free(result);
+        return -1;
+    }
+
+    /* Every block needs rows from at least one rank. */
+    long *rows = dmnsp_malloc((size_t)L * sizeof(long), "nullspace row totals");
+    if (rows == NULL || MPI_Allreduce(c->row_count, rows, L, MPI_LONG, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS) {
+        free(rows);
+        nullspace_decomposition_free(result);
+        return dmnsp_fail("nullspace: summing the row counts over the ranks failed");
+    }
+    for (int l = 0; l < L && status == 0; l++) {
+        if (rows[l] < 1)
+            status = dmnsp_fail("nullspace: no rows were collected for block %d on any rank", l);
+    }
+    free(rows);
+    if (status != 0) {
         nullspace_decomposition_free(result);
         return -1;
     }
 
     nullspace_groups groups;
     status = nullspace_groups_create(L, &groups);
-    if (nullspace_all_ok(status, MPI_COMM_WORLD) != 0) {
+    if (dist_any_failed(status) != 0) {
         nullspace_decomposition_free(result);
         return -1;
     }
@@ -426,6 +449,7 @@ int nullspace_decompose(nullspace_collector *c, nullspace_solver solver, int ful
             status = nullspace_slepc_top(c, l, values, result->top + (size_t)l * d * k);
             if (status == 0 && !full)
                 memcpy(result->eigvals + (size_t)l * d, values, (size_t)k * sizeof(double));
+            status = dist_any_failed(status);
         }
     } else {
         status = decompose_dense(c, &groups, solver, full, result);

@@ -17,9 +17,9 @@
  * s = lambda_scale, b = bottleneck, t = number of finished tasks.
  *
  * Matrix layout: every matrix is row-major. An eigenvector matrix E (d x d)
- * keeps eigenvector c in column c (E[r*d + c]), in descending eigenvalue
- * order, like a PyTorch tensor U with U[:, c] the c-th vector; "top" is its
- * first k columns (d x k). Adapter gradients keep PyTorch's Linear layout:
+ * stores eigenvector c in column c (E[r*d + c]), in descending eigenvalue
+ * order, as a PyTorch tensor U with U[:, c] the c-th vector would. "top" is
+ * its first k columns (d x k). Adapter gradients keep PyTorch's Linear layout:
  * down_w [b, d], up_w [d, b].
  *
  * Work sharing (all collective calls run on MPI_COMM_WORLD). With R ranks
@@ -47,15 +47,35 @@
  *              top-k vectors from SLEPc and the eigenvalues and full
  *              eigenvectors from LAPACK on the owner.
  *   auto       lapack when every group is a single rank (R <= L),
- *              scalapack when ranks outnumber blocks; slepc only when asked
- *              for (the covariance is needed for lambda anyway, and one
- *              768 x 768 dsyevd costs less than the SVD; see
- *              bench/bench_nullspace.c).
+ *              scalapack when ranks outnumber blocks. Never slepc, because
+ *              the covariance is needed for lambda anyway and one 768 x 768
+ *              dsyevr or dsyevd costs less than the SVD of the 25216 x 768
+ *              activation matrix (measured with bench/bench_nullspace.c).
  *
  * Lambda is not unique when a covariance is rank deficient (eigenvectors of
  * a repeated zero eigenvalue are an arbitrary basis chosen by the
  * eigensolver); the projector is unique. Lambda is computed from the LAPACK
  * or ScaLAPACK eigenvectors stored in the state.
+ *
+ * Typical use in the training loop (every call on every rank):
+ *
+ *   nullspace_state_create(&options, &state);
+ *   nullspace_collector_create(&options,
+ *       nullspace_solver_needs_rows(&options, ranks), local_rows, &collector);
+ *   for each task t:
+ *     if t > 0:   first training batch, after the forward pass:
+ *                 nullspace_collector_reset(collector);
+ *                 for each block l: nullspace_collector_add(collector, l, a_l, n);
+ *                 nullspace_compute_lambda(state, collector);
+ *                 nullspace_log_lambda(state, t);
+ *     each step:  all-reduce the gradients, then for t > 0
+ *                 nullspace_project_buffer(state, config, grads, CLIP_VISUAL, &count);
+ *                 with lambda_apply = step, scale block l's AdamW update by
+ *                 nullspace_step_factors(state, factors)[l]
+ *     after training: reset, add the adapter outputs of the basis batches
+ *                 (eval mode), nullspace_build_bases(state, collector)
+ *     checkpoint: nullspace_task_block() for each block, nullspace_lambda()
+ *   resume:      nullspace_add_task() per finished task, nullspace_set_lambda()
  *
  * Memory per rank: the state keeps the full eigenvectors of every finished
  * task on every rank, 4*L*d*d bytes per task (28 MB per task for ViT-B/16);
@@ -75,9 +95,9 @@ typedef enum {
 
 /* How the null spaces of several past tasks combine into one projector. */
 typedef enum {
-    /* The reference: P = V V^T with V the concatenated trailing
-     * eigenvectors, P = t I - sum_tau U_tau U_tau^T (not a projector for
-     * t > 1: it scales by up to t). */
+    /* Default: P = V V^T with V the concatenated trailing eigenvectors,
+     * P = t I - sum_tau U_tau U_tau^T. For t > 1 this is not a projector
+     * because it scales the common null space by t. */
     NULLSPACE_UNION_CONCAT = 0,
     /* A true orthogonal projector onto the intersection of the past null
      * spaces: P = I - Q Q^T, Q an orthonormal basis of all past top-k
@@ -86,7 +106,7 @@ typedef enum {
 } nullspace_union;
 
 typedef enum {
-    /* Lambda scales the projected gradient (the reference). */
+    /* Default: lambda scales the projected gradient. */
     NULLSPACE_LAMBDA_GRADIENT = 0,
     /* The gradient is projected without lambda; the optimizer multiplies
      * block l's update by nullspace_step_factors()[l]. */
@@ -111,12 +131,13 @@ typedef struct {
     nullspace_union union_mode;
     nullspace_lambda_apply lambda_apply;
     nullspace_variant variant;
-    /* Divide each P_i by the number of past tasks it holds (concat union;
-     * the orthonormal projector needs no division) and lambda by s. */
+    /* Divide each P_i by the number of past tasks whose bases it contains
+     * (concat union only, because the orthonormal projector needs no
+     * division) and lambda by s. */
     int projection_normalize;
 } nullspace_options;
 
-/* Fills the reference settings for the given shapes: k = 1, rho = 0.1,
+/* Fills the published DMNSP settings for the given shapes: k = 1, rho = 0.1,
  * s = 30, solver auto, concat union, lambda on the gradient, DMNSP. */
 void nullspace_options_default(nullspace_options *options, int blocks, int width, int bottleneck);
 /* Returns 0, or -1 with a message naming the invalid field, its value and
@@ -179,7 +200,7 @@ typedef struct {
 } nullspace_decomposition;
 
 /* Collective: decomposes the covariance of every block collected in
- * COLLECTOR with SOLVER (auto resolves for the world size). FULL asks for
+ * COLLECTOR with SOLVER (auto resolves for the world size). FULL requests
  * all eigenvalues and eigenvectors, otherwise only the top k. On return
  * every rank holds the same RESULT (free it with
  * nullspace_decomposition_free). */
@@ -196,7 +217,7 @@ typedef struct nullspace_state nullspace_state;
 int nullspace_state_create(const nullspace_options *options, nullspace_state **state);
 void nullspace_state_destroy(nullspace_state *state);
 const nullspace_options *nullspace_state_options(const nullspace_state *state);
-/* Number of finished tasks whose bases the state holds. */
+/* Number of finished tasks whose bases the state contains. */
 int nullspace_task_count(const nullspace_state *state);
 
 /* Collective: reduces and decomposes the covariances in COLLECTOR (the
@@ -222,7 +243,8 @@ int nullspace_task_block(const nullspace_state *state, int task, int block, cons
  * which holds the first training batch of that task (every block): u_j =
  * top-k eigenvectors of the summed covariance C_j; for each column v of
  * V_i = [N_0,i | ... | N_t-1,i] (N = trailing d-k eigenvectors), the
- * similarity |u_j^T v| (k = 1) or ||u_j^T v||_2 (k > 1); m = max(1,
+ * similarity |u_j^T v| (k = 1) or ||u_j^T v||_2 (k > 1), absolute because
+ * eigenvector signs are arbitrary; m = max(1,
  * floor(n rho)) of the n similarities, lambda[j][i] = s exp(-mean of the m
  * largest). The owner of block i computes column i; one MPI_Allreduce
  * gives every rank the same matrix. The fixed variant sets every entry to
@@ -254,6 +276,13 @@ int nullspace_project(nullspace_state *state, float *const *down, float *const *
 /* The same over L adapter views (clip_adapter_block of a gradient buffer);
  * the views' width and bottleneck must match the options. */
 int nullspace_project_views(nullspace_state *state, const clip_adapter_view *views, long *nonfinite);
+
+/* The same over the adapter-layout gradient buffer GRADIENTS of CONFIG
+ * (all adapters, both modalities): projects MODALITY's blocks, the visual
+ * ones for DMNSP (a text state with DMNSP-both). This is what a training
+ * step hook calls after the gradient all-reduce. */
+int nullspace_project_buffer(nullspace_state *state, const clip_config *config, float *gradients,
+                             clip_modality modality, long *nonfinite);
 
 /* Logs (rank 0, info) a summary of lambda for TASK: min, mean, max, the
  * diagonal and, for lambda_apply = step, the per-block update factors. */

@@ -484,6 +484,107 @@ static void test_projection_needs_lambda(void)
     nullspace_state_destroy(state);
 }
 
+/* The adapter-buffer entry point projects exactly the visual weight
+ * gradients; biases and text adapters stay as they were. */
+static void test_project_buffer_touches_visual_weights(void)
+{
+    clip_config config;
+    CHECK_OK(clip_preset("tiny", &config));
+    int blocks = config.vision_layers, width = config.vision_width, bottleneck = config.adapter_bottleneck;
+    nullspace_options o;
+    nullspace_options_default(&o, blocks, width, bottleneck);
+    o.variant = NULLSPACE_FIXED;
+    o.projection_normalize = 1;
+    nullspace_state *state = NULL;
+    CHECK_OK(nullspace_state_create(&o, &state));
+    if (state == NULL)
+        return;
+
+    /* One task of random orthonormal top vectors (k = 1: unit vectors). */
+    test_random g = {31};
+    double *eigvals = calloc((size_t)blocks * width, sizeof(double));
+    float *top = malloc((size_t)blocks * width * sizeof(float));
+    const double *eigvals_p[blocks];
+    const float *top_p[blocks];
+    for (int l = 0; l < blocks; l++) {
+        double norm = 0;
+        for (int r = 0; r < width; r++) {
+            top[l * width + r] = (float)test_normal(&g);
+            norm += (double)top[l * width + r] * top[l * width + r];
+        }
+        for (int r = 0; r < width; r++)
+            top[l * width + r] /= (float)sqrt(norm);
+        eigvals_p[l] = eigvals + (size_t)l * width;
+        top_p[l] = top + (size_t)l * width;
+    }
+    CHECK_OK(nullspace_add_task(state, eigvals_p, NULL, top_p));
+    CHECK_OK(nullspace_compute_lambda(state, NULL));
+
+    size_t count = clip_adapter_count(&config);
+    float *gradients = malloc(count * sizeof(float));
+    float *before = malloc(count * sizeof(float));
+    for (size_t x = 0; x < count; x++)
+        gradients[x] = before[x] = (float)test_normal(&g);
+    CHECK_OK(nullspace_project_buffer(state, &config, gradients, CLIP_VISUAL, NULL));
+
+    /* Expected: the same projection through separate copies. */
+    float *expected = malloc(count * sizeof(float));
+    memcpy(expected, before, count * sizeof(float));
+    float *down[blocks], *up[blocks];
+    for (int l = 0; l < blocks; l++) {
+        clip_adapter_view view;
+        clip_adapter_block(&config, expected, CLIP_VISUAL, l, &view);
+        down[l] = view.down_w;
+        up[l] = view.up_w;
+    }
+    CHECK_OK(nullspace_project(state, down, up, NULL));
+    test_compare_floats("adapter buffer after projection", gradients, expected, count, 0, 0);
+
+    /* Biases and every text adapter value are unchanged; weights moved. */
+    clip_adapter_view view, original;
+    clip_adapter_block(&config, gradients, CLIP_VISUAL, 3, &view);
+    clip_adapter_block(&config, before, CLIP_VISUAL, 3, &original);
+    CHECK(memcmp(view.down_b, original.down_b, bottleneck * sizeof(float)) == 0);
+    CHECK(memcmp(view.up_b, original.up_b, width * sizeof(float)) == 0);
+    CHECK(memcmp(view.down_w, original.down_w, (size_t)bottleneck * width * sizeof(float)) != 0);
+    size_t text_offset = clip_adapter_modality_offset(&config, CLIP_TEXT);
+    size_t text_count = clip_adapter_modality_count(&config, CLIP_TEXT);
+    CHECK(memcmp(gradients + text_offset, before + text_offset, text_count * sizeof(float)) == 0);
+
+    CHECK_FAILS_WITH(nullspace_project_buffer(state, &config, gradients, CLIP_TEXT, NULL),
+                     "adapter view of block 0 is 64 wide");
+    nullspace_state_destroy(state);
+    free(eigvals);
+    free(top);
+    free(gradients);
+    free(before);
+    free(expected);
+}
+
+/* Collective errors: a block without rows, non-finite features. */
+static void test_decompose_rejects_bad_features(void)
+{
+    nullspace_options o;
+    nullspace_options_default(&o, 2, 8, 2);
+    nullspace_state *state = NULL;
+    nullspace_collector *collector = NULL;
+    CHECK_OK(nullspace_state_create(&o, &state));
+    CHECK_OK(nullspace_collector_create(&o, 0, 0, &collector));
+    if (state == NULL || collector == NULL)
+        return;
+    float rows[3 * 8];
+    for (int x = 0; x < 3 * 8; x++)
+        rows[x] = (float)(x % 5);
+    CHECK_OK(nullspace_collector_add(collector, 0, rows, 3));
+    CHECK_FAILS_WITH(nullspace_build_bases(state, collector), "no rows were collected for block 1");
+    rows[10] = INFINITY;
+    CHECK_OK(nullspace_collector_add(collector, 1, rows, 3));
+    CHECK_FAILS_WITH(nullspace_build_bases(state, collector), "covariance of block 1 contains non-finite values");
+    CHECK_EQ_INT(nullspace_task_count(state), 0);
+    nullspace_collector_destroy(collector);
+    nullspace_state_destroy(state);
+}
+
 int main(int argc, char **argv)
 {
     CHECK_OK(dist_init(argv[0], argc - 1, argv + 1));
@@ -493,6 +594,8 @@ int main(int argc, char **argv)
     test_state_accessors_round_trip();
     test_invalid_parameters_rejected();
     test_projection_needs_lambda();
+    test_project_buffer_touches_visual_weights();
+    test_decompose_rejects_bad_features();
     dist_finalize();
     return test_finish("test_nullspace_projection");
 }
