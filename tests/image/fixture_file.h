@@ -18,7 +18,8 @@ typedef struct {
 int fixture_open(fixture_file *file, const char *path);
 void fixture_close(fixture_file *file);
 
-/* Pointer to tensor NAME's data and its shape (up to 4 dimensions), or
+/* Pointer to tensor NAME's data (unaligned: tensors are packed without
+ * padding) and its shape (up to 4 dimensions), or
  * NULL when the tensor is absent. */
 const void *fixture_tensor(const fixture_file *file, const char *name, int *rank, long shape[4]);
 
