@@ -249,6 +249,7 @@ const char *dataset_root(const dataset *ds) { return ds->root; }
 long dataset_size(const dataset *ds) { return ds->count; }
 int dataset_class_count(const dataset *ds) { return ds->class_count; }
 const int *dataset_labels(const dataset *ds) { return ds->labels; }
+const char *const *dataset_class_names(const dataset *ds) { return (const char *const *)ds->class_names; }
 
 const char *dataset_class_name(const dataset *ds, int class_id)
 {

@@ -56,6 +56,9 @@ long dataset_size(const dataset *ds);
 int dataset_class_count(const dataset *ds);
 /* Name of class CLASS_ID (0 .. class_count - 1); owned by the handle. */
 const char *dataset_class_name(const dataset *ds, int class_id);
+/* Array of dataset_class_count() names indexed by class id, owned by the
+ * handle (the form scenario_prompts() takes). */
+const char *const *dataset_class_names(const dataset *ds);
 /* Array of dataset_size() labels, owned by the handle. */
 const int *dataset_labels(const dataset *ds);
 int dataset_label(const dataset *ds, long index);

@@ -60,6 +60,7 @@ static void test_cifar100_reads_generated(void)
     CHECK_EQ_INT(dataset_size(ds), 500);
     CHECK_EQ_INT(dataset_class_count(ds), 100);
     CHECK(strcmp(dataset_class_name(ds, 7), "class 07") == 0);
+    CHECK(strcmp(dataset_class_names(ds)[99], "class 99") == 0);
     CHECK_EQ_INT(dataset_label(ds, 0), 0);
     CHECK_EQ_INT(dataset_label(ds, 101), 1);
     check_class_counts(ds, 5);

@@ -3,11 +3,12 @@
 
 Run with Debian's Python (Pillow 9.4, numpy) from this folder:
     /usr/bin/python3 make_image_fixtures.py
-It writes source_*.png, source_photo.jpg and image_fixtures.safetensors
-here. The safetensors file holds, for every source image, PIL's BICUBIC
-resize to several sizes (uint8 HWC), PIL's decode of the JPEG, and the full
-CLIP preprocessing of one image computed with PIL's resize and numpy
-(float32 CHW); the test reads them with the C code and compares.
+It writes source_*.png, source_photo.jpg, variant_*.png/jpg and
+image_fixtures.safetensors here. For every source image the safetensors
+file contains PIL's BICUBIC resize to several sizes (uint8 HWC) and the full
+CLIP preprocessing computed with PIL's resize and numpy (float32 CHW). It
+also contains PIL's RGB decode of the JPEG and of each colour-type variant.
+test_image.c reads them and compares its own results.
 """
 import json
 import struct
@@ -96,6 +97,27 @@ def main():
     sources["checker_rgb"].save("source_photo.jpg", quality=85)
     with Image.open("source_photo.jpg") as jpeg:
         tensors["photo_jpeg/decoded"] = np.asarray(jpeg.convert("RGB"))
+
+    # Other PNG and JPEG colour types, with PIL's convert("RGB") of each.
+    variant_source = np.asarray(sources["noise_rgb"])[:13, :17]
+    variant_image = Image.fromarray(np.ascontiguousarray(variant_source), "RGB")
+    alpha = rng.integers(0, 256, size=variant_source.shape[:2], dtype=np.uint8)
+    variants = {
+        "palette.png": variant_image.convert("P", palette=Image.ADAPTIVE, colors=16),
+        "gray_alpha.png": Image.fromarray(np.ascontiguousarray(variant_source[:, :, 0]), "L").convert("LA"),
+        "rgba.png": Image.fromarray(np.dstack([variant_source, alpha]), "RGBA"),
+        "bilevel.png": Image.fromarray(np.ascontiguousarray(variant_source[:, :, 1]), "L").convert("1"),
+        "gray.jpg": Image.fromarray(np.ascontiguousarray(variant_source[:, :, 2]), "L"),
+        "cmyk.jpg": variant_image.convert("CMYK"),
+    }
+    for name, image in variants.items():
+        path = "variant_" + name
+        if name.endswith(".jpg"):
+            image.save(path, quality=90)
+        else:
+            image.save(path)
+        with Image.open(path) as reopened:
+            tensors["variant/" + name] = np.asarray(reopened.convert("RGB"))
 
     write_safetensors("image_fixtures.safetensors", tensors)
 

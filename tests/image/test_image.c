@@ -160,6 +160,36 @@ static void test_jpeg_decode_matches_pil(const fixture_file *fixtures, const cha
     image_free(&image);
 }
 
+/* Palette, gray + alpha, RGBA, 1-bit, grayscale JPEG and Adobe CMYK JPEG
+ * files decode to the RGB that PIL's convert("RGB") gives. */
+static void test_color_types_match_pil(const fixture_file *fixtures, const char *folder)
+{
+    static const char *names[] = {"palette.png", "gray_alpha.png", "rgba.png", "bilevel.png", "gray.jpg", "cmyk.jpg"};
+    for (size_t v = 0; v < sizeof names / sizeof names[0]; v++) {
+        char path[2048], key[128];
+        snprintf(path, sizeof path, "%s/variant_%s", folder, names[v]);
+        snprintf(key, sizeof key, "variant/%s", names[v]);
+        int rank = 0;
+        long shape[4];
+        const unsigned char *expected = fixture_tensor(fixtures, key, &rank, shape);
+        CHECK(expected != NULL);
+        image_rgb image;
+        CHECK_OK(image_decode_file(path, &image));
+        if (expected == NULL || image.pixels == NULL)
+            continue;
+        CHECK_EQ_INT(image.height, shape[0]);
+        CHECK_EQ_INT(image.width, shape[1]);
+        size_t n = (size_t)shape[0] * (size_t)shape[1] * 3;
+        size_t mismatches = 0;
+        for (size_t i = 0; i < n; i++)
+            mismatches += image.pixels[i] != expected[i];
+        if (mismatches)
+            printf("%s: %zu of %zu bytes differ from PIL\n", path, mismatches, n);
+        CHECK_EQ_INT(mismatches, 0);
+        image_free(&image);
+    }
+}
+
 static void test_crop_and_resize_sizes(void)
 {
     /* Python: int(round(0.5)) = 0, round(1.5) = 2, round(2.5) = 2, round(3.5) = 4. */
@@ -267,6 +297,7 @@ int main(void)
     test_resize_matches_pil(&fixtures);
     test_preprocess_matches_numpy(&fixtures);
     test_jpeg_decode_matches_pil(&fixtures, folder);
+    test_color_types_match_pil(&fixtures, folder);
     test_crop_and_resize_sizes();
     test_bad_files_fail_with_name(folder);
     test_write_read_round_trip();
