@@ -142,6 +142,30 @@ int ck_write_attr_long(const char *file, hid_t object, const char *name, long va
     return status;
 }
 
+int ck_write_attr_longs(const char *file, hid_t object, const char *name, const long *values, int count)
+{
+    long long *wide = dmnsp_malloc((size_t)count * sizeof *wide, "checkpoint attribute");
+    if (wide == NULL)
+        return -1;
+    for (int i = 0; i < count; i++)
+        wide[i] = values[i];
+    hsize_t dims[1] = {(hsize_t)count};
+    hid_t space = H5Screate_simple(1, dims, NULL);
+    hid_t attr = space >= 0 ? H5Acreate2(object, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT) : -1;
+    int status = (attr >= 0 && H5Awrite(attr, H5T_NATIVE_LLONG, wide) >= 0) ? 0 : -1;
+    if (status != 0) {
+        char full[600];
+        object_name(object, name, full, sizeof full);
+        ck_fail_h5(file, "cannot write attribute", full);
+    }
+    if (attr >= 0)
+        H5Aclose(attr);
+    if (space >= 0)
+        H5Sclose(space);
+    free(wide);
+    return status;
+}
+
 int ck_write_dataset(const char *file, hid_t parent, const char *name, hid_t file_type, hid_t mem_type, int rank,
                      const hsize_t *dims, const void *data, const char *description)
 {
@@ -319,6 +343,47 @@ int ck_read_attr_long(const char *file, hid_t object, const char *object_name, c
         H5Tclose(type);
     H5Aclose(attr);
     *value = (long)wide;
+    return status;
+}
+
+int ck_read_attr_longs(const char *file, hid_t object, const char *object_name, const char *name, long **values,
+                       int *count)
+{
+    *values = NULL;
+    *count = 0;
+    hid_t attr = open_attribute(file, object, object_name, name);
+    if (attr < 0)
+        return -1;
+    hid_t type = H5Aget_type(attr);
+    hid_t space = H5Aget_space(attr);
+    int rank = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
+    hssize_t points = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+    int status = -1;
+    long long *wide = NULL;
+    if (type < 0 || H5Tget_class(type) != H5T_INTEGER || rank != 1 || points < 1 || points > 1000000) {
+        dmnsp_fail("checkpoint: %s: attribute '%s' of %s is not a list of integers", file, name, object_name);
+    } else {
+        wide = dmnsp_malloc((size_t)points * sizeof *wide, "checkpoint attribute");
+        *values = dmnsp_malloc((size_t)points * sizeof **values, "checkpoint attribute");
+        if (wide != NULL && *values != NULL && H5Aread(attr, H5T_NATIVE_LLONG, wide) >= 0) {
+            for (hssize_t i = 0; i < points; i++)
+                (*values)[i] = (long)wide[i];
+            *count = (int)points;
+            status = 0;
+        } else if (wide != NULL && *values != NULL) {
+            ck_fail_h5(file, "cannot read attribute", name);
+        }
+    }
+    if (status != 0) {
+        free(*values);
+        *values = NULL;
+    }
+    free(wide);
+    if (space >= 0)
+        H5Sclose(space);
+    if (type >= 0)
+        H5Tclose(type);
+    H5Aclose(attr);
     return status;
 }
 

@@ -16,7 +16,9 @@ struct checkpoint_reader {
     char *config_text;
     char *git_describe;
     int ranks;
-    int task_count;
+    int task_count; /* tasks completed: 0..task_count-1 */
+    int *stored;     /* task_count flags: 1 when /tasks/task_TT exists */
+    int stored_count;
     int has_optimizer;
     checkpoint_shape shape;
 };
@@ -39,6 +41,8 @@ int ck_write_dataset(const char *file, hid_t parent, const char *name, hid_t fil
                      const hsize_t *dims, const void *data, const char *description);
 int ck_write_attr_long(const char *file, hid_t object, const char *name, long value);
 int ck_write_attr_string(const char *file, hid_t object, const char *name, const char *text);
+/* A 1-D int64 attribute of COUNT > 0 values. */
+int ck_write_attr_longs(const char *file, hid_t object, const char *name, const long *values, int count);
 
 /* Reading. OBJECT is an absolute HDF5 path. ck_read_dataset checks the
  * dataset's rank and dims against RANK and DIMS. */
@@ -50,6 +54,9 @@ int ck_read_dataset(const char *file, hid_t h5file, const char *object, hid_t me
 int ck_read_vector(const char *file, hid_t h5file, const char *object, hid_t mem_type, size_t element_size,
                    void **out, int *count);
 int ck_read_attr_long(const char *file, hid_t object, const char *object_name, const char *name, long *value);
+/* Reads a 1-D integer attribute into *VALUES (malloc'd, *COUNT values). */
+int ck_read_attr_longs(const char *file, hid_t object, const char *object_name, const char *name, long **values,
+                       int *count);
 /* Reads a fixed- or variable-length string attribute into a malloc'd text. */
 int ck_read_attr_string(const char *file, hid_t object, const char *object_name, const char *name, char **text);
 

@@ -38,34 +38,52 @@ static int read_shape(checkpoint_reader *r)
     return status;
 }
 
-/* Counts task_00, task_01, ... and checks that /tasks contains nothing else. */
-static int count_tasks(checkpoint_reader *r)
+/* Reads which tasks have a group (the /tasks attribute stored_tasks) and
+ * checks that exactly those groups exist. Tasks are completed up to the
+ * root attribute tasks_completed; a writer that appends only some tasks
+ * leaves the others without a group. */
+static int read_stored_tasks(checkpoint_reader *r, long tasks_completed)
 {
-    r->task_count = 0;
+    if (tasks_completed < 0 || tasks_completed > 100000)
+        return dmnsp_fail("checkpoint: %s: root attribute tasks_completed is %ld, expected 0..100000", r->path,
+                          tasks_completed);
+    r->task_count = (int)tasks_completed;
+    r->stored = dmnsp_calloc(tasks_completed > 0 ? (size_t)tasks_completed : 1, sizeof(int), "checkpoint tasks");
+    if (r->stored == NULL)
+        return -1;
     if (!ck_exists(r->file, "/tasks"))
         return dmnsp_fail("checkpoint: %s: group /tasks is missing", r->path);
     hid_t tasks = H5Gopen2(r->file, "/tasks", H5P_DEFAULT);
     if (tasks < 0)
         return ck_fail_h5(r->path, "cannot open group", "/tasks");
-    H5G_info_t info;
-    herr_t status = H5Gget_info(tasks, &info);
-    int count = 0;
-    while (status >= 0) {
+
+    long *list = NULL;
+    int count = 0, status = 0;
+    if (H5Aexists(tasks, "stored_tasks") > 0)
+        status = ck_read_attr_longs(r->path, tasks, "/tasks", "stored_tasks", &list, &count);
+    for (int i = 0; status == 0 && i < count; i++) {
         char name[32];
-        ck_task_name(name, sizeof name, count);
-        if (H5Lexists(tasks, name, H5P_DEFAULT) <= 0)
-            break;
-        count++;
+        ck_task_name(name, sizeof name, (int)list[i]);
+        if (list[i] < 0 || list[i] >= tasks_completed || r->stored[list[i]])
+            status = dmnsp_fail("checkpoint: %s: /tasks lists task %ld as stored, but %ld tasks are completed "
+                                "(or the task is listed twice)",
+                                r->path, list[i], tasks_completed);
+        else if (H5Lexists(tasks, name, H5P_DEFAULT) <= 0)
+            status = dmnsp_fail("checkpoint: %s: group /tasks/%s is missing (the file lists it as stored)", r->path,
+                                name);
+        else
+            r->stored[list[i]] = 1;
     }
+    H5G_info_t info;
+    if (status == 0 && H5Gget_info(tasks, &info) < 0)
+        status = ck_fail_h5(r->path, "cannot list group", "/tasks");
+    if (status == 0 && info.nlinks != (hsize_t)count)
+        status = dmnsp_fail("checkpoint: %s: /tasks has %llu members, but %d tasks are listed as stored", r->path,
+                            (unsigned long long)info.nlinks, count);
+    r->stored_count = count;
+    free(list);
     H5Gclose(tasks);
-    if (status < 0)
-        return ck_fail_h5(r->path, "cannot list group", "/tasks");
-    if ((hsize_t)count != info.nlinks)
-        return dmnsp_fail("checkpoint: %s: /tasks has %llu members, but task_%02d is missing (task groups must be "
-                          "task_00, task_01, ... in sequence)",
-                          r->path, (unsigned long long)info.nlinks, count);
-    r->task_count = count;
-    return 0;
+    return status;
 }
 
 static int read_root(checkpoint_reader *r)
@@ -90,7 +108,12 @@ static int read_root(checkpoint_reader *r)
     if (status == 0)
         status = ck_read_attr_long(r->path, root, "/", "ranks", &ranks);
     r->ranks = (int)ranks;
+    long tasks_completed = 0;
+    if (status == 0)
+        status = ck_read_attr_long(r->path, root, "/", "tasks_completed", &tasks_completed);
     H5Gclose(root);
+    if (status == 0)
+        status = read_stored_tasks(r, tasks_completed);
     return status;
 }
 
@@ -128,8 +151,6 @@ int checkpoint_open(const char *path, checkpoint_reader **reader)
     if (status == 0)
         status = read_shape(r);
     if (status == 0)
-        status = count_tasks(r);
-    if (status == 0)
         r->has_optimizer = ck_exists(r->file, "/optimizer");
     if (status != 0) {
         checkpoint_close(r);
@@ -148,6 +169,7 @@ void checkpoint_close(checkpoint_reader *r)
     free(r->path);
     free(r->config_text);
     free(r->git_describe);
+    free(r->stored);
     free(r);
 }
 
@@ -156,6 +178,10 @@ const char *checkpoint_config_text(const checkpoint_reader *r) { return r->confi
 const char *checkpoint_git_describe(const checkpoint_reader *r) { return r->git_describe; }
 int checkpoint_ranks(const checkpoint_reader *r) { return r->ranks; }
 int checkpoint_task_count(const checkpoint_reader *r) { return r->task_count; }
+int checkpoint_task_stored(const checkpoint_reader *r, int task)
+{
+    return task >= 0 && task < r->task_count && r->stored[task];
+}
 const checkpoint_shape *checkpoint_get_shape(const checkpoint_reader *r) { return &r->shape; }
 int checkpoint_has_optimizer(const checkpoint_reader *r) { return r->has_optimizer; }
 
@@ -181,8 +207,12 @@ int checkpoint_check_config(const checkpoint_reader *r, const clip_config *c)
 static int check_task(const checkpoint_reader *r, int task)
 {
     if (task < 0 || task >= r->task_count)
-        return dmnsp_fail("checkpoint: %s: task %d requested, but the file holds tasks 0..%d", r->path, task,
+        return dmnsp_fail("checkpoint: %s: task %d requested, but the file contains tasks 0..%d", r->path, task,
                           r->task_count - 1);
+    if (!r->stored[task])
+        return dmnsp_fail("checkpoint: %s: task %d was completed but not stored (the writer appended only later "
+                          "tasks)",
+                          r->path, task);
     return 0;
 }
 

@@ -385,17 +385,19 @@ static int write_checkpoint(const char *path, const checkpoint_header *header, c
         return dmnsp_fail("checkpoint: %s: cannot inspect: %s", path, strerror(errno));
     }
     int finished = old != NULL ? old->task_count : 0;
-    if (rec != NULL && rec->task != finished) {
+    if (rec != NULL && rec->task < finished) {
         checkpoint_close(old);
-        return dmnsp_fail("checkpoint: %s: holds %d finished tasks, so the next task to append is %d, not %d", path,
-                          finished, finished, rec->task);
+        return dmnsp_fail("checkpoint: %s: contains %d completed tasks, so the next task to append is %d or later, "
+                          "not %d",
+                          path, finished, finished, rec->task);
     }
 
-    /* The previous snapshot gives the change statistics (delta_norm). */
+    /* The previous task's snapshot gives the change statistics (delta_norm);
+     * without it (task 0, or task t-1 not stored) delta_norm is 0. */
     float *previous = NULL;
-    if (rec != NULL && finished > 0) {
+    if (rec != NULL && rec->task > 0 && old != NULL && checkpoint_task_stored(old, rec->task - 1)) {
         previous = dmnsp_malloc(clip_adapter_count(config) * sizeof(float), "previous adapter snapshot");
-        if (previous == NULL || checkpoint_read_task_adapters(old, config, finished - 1, previous) != 0) {
+        if (previous == NULL || checkpoint_read_task_adapters(old, config, rec->task - 1, previous) != 0) {
             free(previous);
             checkpoint_close(old);
             return -1;
@@ -421,21 +423,34 @@ static int write_checkpoint(const char *path, const checkpoint_header *header, c
 
     /* Root attributes, the copied tasks, the new task, /model, /optimizer. */
     if (status == 0)
-        status = write_root(path, file, header, finished + (rec != NULL ? 1 : 0));
+        status = write_root(path, file, header, rec != NULL ? rec->task + 1 : finished);
     hid_t tasks = status == 0 ? ck_create_group(path, file, "tasks") : -1;
     if (status == 0 && tasks < 0)
         status = -1;
     if (status == 0)
-        status = ck_write_attr_string(path, tasks, "description", "one group per finished task, task_00 first");
+        status = ck_write_attr_string(path, tasks, "description",
+                                      "one group per stored task (attribute stored_tasks lists them)");
+    long *stored = dmnsp_malloc((size_t)(finished + 1) * sizeof *stored, "checkpoint task list");
+    int stored_count = 0;
+    if (stored == NULL)
+        status = -1;
     for (int t = 0; status == 0 && t < finished; t++) {
+        if (!checkpoint_task_stored(old, t))
+            continue;
         char name[32], source[64];
         ck_task_name(name, sizeof name, t);
         snprintf(source, sizeof source, "/tasks/%s", name);
         if (H5Ocopy(old->file, source, tasks, name, H5P_DEFAULT, H5P_DEFAULT) < 0)
             status = ck_fail_h5(path, "cannot copy", source);
+        stored[stored_count++] = t;
     }
-    if (status == 0 && rec != NULL)
+    if (status == 0 && rec != NULL) {
         status = write_task(path, tasks, config, rec, previous);
+        stored[stored_count++] = rec->task;
+    }
+    if (status == 0 && stored_count > 0)
+        status = ck_write_attr_longs(path, tasks, "stored_tasks", stored, stored_count);
+    free(stored);
     if (tasks >= 0)
         H5Gclose(tasks);
     if (status == 0)

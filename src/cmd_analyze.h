@@ -29,6 +29,7 @@ typedef struct {
     int has_checkpoint;
     checkpoint_shape shape;
     int checkpoint_tasks;
+    int *stored; /* [checkpoint_tasks]: 1 when the task has statistics in the file */
     /* stats[((t * 2 + modality) * max_layers + block) * 2 + tensor], tensor 0 = down_w, 1 = up_w */
     param_stats *stats;
     int max_layers;

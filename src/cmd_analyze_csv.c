@@ -69,7 +69,7 @@ static int write_param_stats(const analyze_run *run, const char *out_dir)
         return -1;
     fprintf(f, "task,modality,block,tensor,mean,std,min,max,norm,delta_norm,nonfinite_count\n");
     for (int t = 0; t < run->checkpoint_tasks; t++)
-        for (int m = 0; m < 2; m++)
+        for (int m = 0; run->stored[t] && m < 2; m++)
             for (int b = 0; b < layers_of(run, m); b++)
                 for (int k = 0; k < 2; k++) {
                     const param_stats *s = analyze_stats(run, t, m, b, k);
@@ -93,7 +93,7 @@ static int write_histograms(const analyze_run *run, const char *out_dir)
         return -1;
     fprintf(f, "task,modality,block,tensor,bin,left_edge,right_edge,count\n");
     for (int t = 0; t < run->checkpoint_tasks; t++)
-        for (int m = 0; m < 2; m++)
+        for (int m = 0; run->stored[t] && m < 2; m++)
             for (int b = 0; b < layers_of(run, m); b++)
                 for (int k = 0; k < 2; k++) {
                     const param_stats *s = analyze_stats(run, t, m, b, k);
@@ -119,16 +119,17 @@ static int write_modality_summary(const analyze_run *run, const char *out_dir)
         return -1;
     fprintf(f, "task,modality,tensor,mean_std,total_norm,total_delta_norm,relative_change\n");
     for (int t = 0; t < run->checkpoint_tasks; t++)
-        for (int m = 0; m < 2; m++)
+        for (int m = 0; run->stored[t] && m < 2; m++)
             for (int k = 0; k < 2; k++) {
                 double std_sum = 0, norm_squares = 0, delta_squares = 0, previous_squares = 0;
                 int blocks = layers_of(run, m);
+                int has_previous = t > 0 && run->stored[t - 1];
                 for (int b = 0; b < blocks; b++) {
                     const param_stats *s = analyze_stats(run, t, m, b, k);
                     std_sum += s->std;
                     norm_squares += s->norm * s->norm;
                     delta_squares += s->delta_norm * s->delta_norm;
-                    if (t > 0) {
+                    if (has_previous) {
                         const param_stats *p = analyze_stats(run, t - 1, m, b, k);
                         previous_squares += p->norm * p->norm;
                     }
@@ -136,8 +137,9 @@ static int write_modality_summary(const analyze_run *run, const char *out_dir)
                 fprintf(f, "%d,%s,%s", t, modality_names[m], tensor_names[k]);
                 put_number(f, blocks > 0 ? std_sum / blocks : NAN);
                 put_number(f, sqrt(norm_squares));
-                put_number(f, sqrt(delta_squares));
-                put_number(f, t > 0 && previous_squares > 0 ? sqrt(delta_squares / previous_squares) : NAN);
+                /* Without task t-1's snapshot the change was not measured. */
+                put_number(f, t == 0 || has_previous ? sqrt(delta_squares) : NAN);
+                put_number(f, has_previous && previous_squares > 0 ? sqrt(delta_squares / previous_squares) : NAN);
                 fputc('\n', f);
             }
     return analyze_close(f, path);

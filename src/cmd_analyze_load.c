@@ -196,11 +196,12 @@ static int allocate_metrics(analyze_run *run, int tasks)
 }
 
 /* Fills avg_acc, forgetting, bwt and fwt of task rows 0..tasks-1 from the
- * accuracy matrix, acc and FORWARD (accuracy on task l before training it):
- *   forgetting[i] = mean_{j<i} (max_{l in j..i-1} R[l][j]) - R[i][j]
- *   bwt[i]        = mean_{j<l<=i} R[l][j] - R[j][j]
- *   fwt[i]        = mean_{1<=l<=i} forward[l]
- * with 0 for task 0, as the metrics module defines them. */
+ * accuracy matrix, acc and FORWARD (accuracy on task l before training it),
+ * with the metrics module's definitions:
+ *   forgetting[i] = mean over j < i of (max over l in j..i-1 of R[l][j]) - R[i][j]
+ *   bwt[i]        = mean over j < l <= i of R[l][j] - R[j][j]
+ *   fwt[i]        = mean over 1 <= l <= i of FORWARD[l]
+ * all 0 for task 0. A metric that needs an unknown entry is NAN. */
 static void derive_metrics(analyze_run *run, const double *forward)
 {
     int n = run->tasks;
@@ -211,29 +212,30 @@ static void derive_metrics(analyze_run *run, const double *forward)
         run->avg_acc[i] = acc_sum / (i + 1);
 
         double forgetting = 0, bwt = 0, fwt = 0;
-        int pairs = 0, forward_count = 0;
+        int pairs = 0;
         for (int j = 0; j < i; j++) {
-            double best = -INFINITY;
-            for (int l = j; l < i; l++)
-                best = fmax(best, R[(size_t)l * n + j]);
+            double best = R[(size_t)j * n + j];
+            for (int l = j + 1; l < i; l++) {
+                double value = R[(size_t)l * n + j];
+                best = isnan(value) || isnan(best) ? NAN : fmax(best, value);
+            }
             forgetting += best - R[(size_t)i * n + j];
             for (int l = j + 1; l <= i; l++) {
                 bwt += R[(size_t)l * n + j] - R[(size_t)j * n + j];
                 pairs++;
             }
         }
-        for (int l = 1; l <= i; l++) {
-            if (forward != NULL && isfinite(forward[l])) {
-                fwt += forward[l];
-                forward_count++;
-            }
+        for (int l = 1; l <= i; l++)
+            fwt += forward != NULL ? forward[l] : NAN;
+        if (!isfinite(R[(size_t)i * n + i])) {
+            run->forgetting[i] = run->bwt[i] = run->fwt[i] = NAN;
+        } else if (i == 0) {
+            run->forgetting[i] = run->bwt[i] = run->fwt[i] = 0;
+        } else {
+            run->forgetting[i] = forgetting / i;
+            run->bwt[i] = bwt / pairs;
+            run->fwt[i] = fwt / i;
         }
-        run->forgetting[i] = i > 0 ? forgetting / i : 0;
-        run->bwt[i] = pairs > 0 ? bwt / pairs : 0;
-        if (i == 0)
-            run->fwt[i] = 0;
-        else
-            run->fwt[i] = forward_count > 0 ? fwt / forward_count : NAN;
     }
 }
 
@@ -254,13 +256,18 @@ static int load_checkpoint(const char *path, analyze_run *run, double **forward)
     run->stats = dmnsp_calloc(n_tasks * 2 * run->max_layers * 2, sizeof(param_stats), "parameter statistics");
     run->lambda = dmnsp_calloc(n_tasks * layers * layers, sizeof(float), "lambda");
     run->has_lambda = dmnsp_calloc(n_tasks, sizeof(int), "lambda flags");
+    run->stored = dmnsp_calloc(n_tasks, sizeof(int), "stored task flags");
     *forward = dmnsp_malloc(n_tasks * sizeof(double), "forward accuracy");
-    int status = (run->stats && run->lambda && run->has_lambda && *forward) ? 0 : -1;
+    int status = (run->stats && run->lambda && run->has_lambda && run->stored && *forward) ? 0 : -1;
     if (status == 0)
         status = allocate_metrics(run, tasks);
 
     static const char *const tensors[2] = {"down_w", "up_w"};
     for (int t = 0; status == 0 && t < tasks; t++) {
+        (*forward)[t] = NAN;
+        run->stored[t] = checkpoint_task_stored(reader, t);
+        if (!run->stored[t])
+            continue;
         for (int modality = 0; status == 0 && modality < 2; modality++) {
             int blocks = modality == CLIP_VISUAL ? run->shape.vision_layers : run->shape.text_layers;
             for (int b = 0; status == 0 && b < blocks; b++)
@@ -430,6 +437,7 @@ void analyze_free_run(analyze_run *run)
     free(run->stats);
     free(run->lambda);
     free(run->has_lambda);
+    free(run->stored);
     free(run->accuracy_matrix);
     free(run->acc);
     free(run->avg_acc);

@@ -140,12 +140,13 @@ static int plot_param_std(const analyze_run *run, const char *out_dir, const cha
             fprintf(f, "$%s_%s << EOD\n", modality_names[m], tensor_names[k]);
             int blocks = m == 0 ? run->shape.vision_layers : run->shape.text_layers;
             for (int t = 0; t < tasks; t++) {
-                for (int b = 0; b < blocks; b++) {
+                for (int b = 0; run->stored[t] && b < blocks; b++) {
                     fprintf(f, "%d", b);
                     put_value(f, analyze_stats(run, t, m, b, k)->std);
                     fprintf(f, "\n");
                 }
-                fprintf(f, "\n\n");
+                if (run->stored[t])
+                    fprintf(f, "\n\n");
             }
             fprintf(f, "EOD\n");
         }
@@ -154,6 +155,15 @@ static int plot_param_std(const analyze_run *run, const char *out_dir, const cha
     fprintf(f, "set xlabel 'block'\nset ylabel 'standard deviation'\nset xtics 1\nset xrange [-0.5:%f]\n",
             run->max_layers - 0.5);
     fprintf(f, "set cbrange [0:%d]\nset cblabel 'task'\nset cbtics 1\n", tasks > 1 ? tasks - 1 : 1);
+
+    /* Data block i holds the i-th stored task; its colour is the task number. */
+    int stored_count = 0;
+    fprintf(f, "stored_tasks = '");
+    for (int t = 0; t < tasks; t++) {
+        if (run->stored[t])
+            fprintf(f, "%s%d", stored_count++ ? " " : "", t);
+    }
+    fprintf(f, "'\n");
     for (int m = 0; m < 2; m++)
         for (int k = 0; k < 2; k++) {
             /* Visual and text panels of a tensor share the y range, so their spread compares at a glance. */
@@ -175,9 +185,9 @@ static int plot_param_std(const analyze_run *run, const char *out_dir, const cha
                 fprintf(f, "set autoscale y\n");
             fprintf(f, "set title '%s %s'\n", modality_names[m], tensor_names[k]);
             fprintf(f,
-                    "plot for [t=0:%d] $%s_%s index t using 1:2 with linespoints lc palette cb t pt 7 ps 0.7 "
-                    "lw 1.5 notitle\n",
-                    tasks - 1, modality_names[m], tensor_names[k]);
+                    "plot for [i=0:%d] $%s_%s index i using 1:2 with linespoints "
+                    "lc palette cb (word(stored_tasks, i + 1) + 0) pt 7 ps 0.7 lw 1.5 notitle\n",
+                    stored_count - 1, modality_names[m], tensor_names[k]);
         }
     fprintf(f, "unset multiplot\n");
     return finish_script(f, script, png, out_dir, gnuplot, pngs);
@@ -194,6 +204,9 @@ static int plot_delta_norm(const analyze_run *run, const char *out_dir, const ch
     fprintf(f, "# task, then total ||delta|| and relative change for visual down_w, visual up_w, text down_w, "
                "text up_w\n$delta << EOD\n");
     for (int t = 1; t < run->checkpoint_tasks; t++) {
+        /* The change is only measured when task t-1's snapshot is stored too. */
+        if (!run->stored[t] || !run->stored[t - 1])
+            continue;
         double totals[4], relative[4];
         for (int m = 0; m < 2; m++)
             for (int k = 0; k < 2; k++) {
@@ -353,9 +366,12 @@ static int plot_accuracy(const analyze_run *run, const char *out_dir, const char
 
 int analyze_plot_run(const analyze_run *run, const char *out_dir, const char *gnuplot, analyze_file_list *pngs)
 {
+    int consecutive = 0;
+    for (int t = 1; run->has_checkpoint && t < run->checkpoint_tasks; t++)
+        consecutive |= run->stored[t] && run->stored[t - 1];
     if (run->has_checkpoint && run->checkpoint_tasks > 0) {
         DMNSP_TRY(plot_param_std(run, out_dir, gnuplot, pngs));
-        if (run->checkpoint_tasks > 1)
+        if (consecutive)
             DMNSP_TRY(plot_delta_norm(run, out_dir, gnuplot, pngs));
         DMNSP_TRY(plot_lambda(run, out_dir, gnuplot, pngs));
     }

@@ -6,6 +6,7 @@
  *
  *   /                  attrs format_version (int 1), config (resolved YAML),
  *                      git_describe, ranks, dmnsp_version, tasks_completed
+ *   /tasks             attr stored_tasks: the tasks that have a group below
  *   /model             attrs vision_width, vision_layers, text_width,
  *                      text_layers, adapter_bottleneck
  *   /model/{visual,text}/block_NN/{down_w,down_b,up_w,up_b}   current adapters
@@ -97,12 +98,15 @@ typedef struct {
 } checkpoint_task_record;
 
 /* Writes task REC->task, the current adapters and (when OPT is not NULL)
- * the optimizer state to PATH, keeping the tasks already in PATH. The file
- * must hold exactly tasks 0..REC->task-1 (a missing PATH holds none).
- * Parameter statistics are computed here; delta_norm compares with the
- * previous task's snapshot read from PATH and is 0 for task 0. At a task
- * boundary pass OPT = NULL (AdamW restarts every task), so /optimizer is
- * dropped. Rank 0 only. Returns 0 or -1. */
+ * the optimizer state to PATH, keeping the tasks already in PATH. PATH must
+ * have fewer than REC->task + 1 completed tasks (a missing PATH has none).
+ * Appending task t marks tasks 0..t completed; tasks skipped in between
+ * have no group (a writer that stores only the last task), and reading them
+ * fails with a message that says so. Parameter statistics are computed
+ * here; delta_norm compares with task t-1's snapshot read from PATH and is
+ * 0 when there is none (task 0 or t-1 not stored). At a task boundary pass
+ * OPT = NULL (AdamW restarts every task), so /optimizer is dropped. Rank 0
+ * only. Returns 0 or -1. */
 int checkpoint_append_task(const char *path, const checkpoint_header *header, const clip_config *config,
                            const float *current_adapters, const checkpoint_optimizer *opt,
                            const checkpoint_task_record *rec);
@@ -152,8 +156,11 @@ const char *checkpoint_path(const checkpoint_reader *reader);
 const char *checkpoint_config_text(const checkpoint_reader *reader);
 const char *checkpoint_git_describe(const checkpoint_reader *reader);
 int checkpoint_ranks(const checkpoint_reader *reader);
-/* Number of finished tasks; they are tasks 0..count-1. */
+/* Number of completed tasks; they are tasks 0..count-1. */
 int checkpoint_task_count(const checkpoint_reader *reader);
+/* 1 when TASK has its group (snapshot, null space, statistics, metrics),
+ * 0 when it was completed without being stored or is out of range. */
+int checkpoint_task_stored(const checkpoint_reader *reader, int task);
 const checkpoint_shape *checkpoint_get_shape(const checkpoint_reader *reader);
 
 /* Checks that CONFIG has the adapter shapes of the file; 0 or -1 naming the

@@ -87,25 +87,27 @@ static void check_task(checkpoint_reader *reader, fake_run *run, int t, int keep
     CHECK_EQ_INT(metrics.nonfinite_count, t == 2 ? 7 : 0);
     free(metrics.accuracy_row);
 
-    /* Statistics must equal a fresh computation on the same snapshots. */
+    /* Statistics must equal a fresh computation on the same snapshots; the
+     * change is measured against task t-1 when the file stores it. */
+    int has_previous = t > 0 && checkpoint_task_stored(reader, t - 1);
     for (int modality = 0; modality < 2; modality++) {
         int layers = modality == CLIP_VISUAL ? c->vision_layers : c->text_layers;
         for (int b = 0; b < layers; b++) {
             clip_adapter_view now, before;
             clip_adapter_block(c, run->snapshots[t], (clip_modality)modality, b, &now);
-            if (t > 0)
+            if (has_previous)
                 clip_adapter_block(c, run->snapshots[t - 1], (clip_modality)modality, b, &before);
             size_t n = (size_t)now.width * now.bottleneck;
             param_stats want, got;
-            param_stats_compute(now.down_w, t > 0 ? before.down_w : NULL, n, &want);
+            param_stats_compute(now.down_w, has_previous ? before.down_w : NULL, n, &want);
             CHECK_OK(checkpoint_read_stats(reader, t, (clip_modality)modality, b, "down_w", &got));
             snprintf(name, sizeof name, "task %d modality %d block %d down_w edges", t, modality, b);
             check_stats_equal(name, &got, &want);
-            if (t == 0)
+            if (!has_previous)
                 CHECK(got.delta_norm == 0.0);
             else
                 CHECK(got.delta_norm > 0.0);
-            param_stats_compute(now.up_w, t > 0 ? before.up_w : NULL, n, &want);
+            param_stats_compute(now.up_w, has_previous ? before.up_w : NULL, n, &want);
             CHECK_OK(checkpoint_read_stats(reader, t, (clip_modality)modality, b, "up_w", &got));
             snprintf(name, sizeof name, "task %d modality %d block %d up_w edges", t, modality, b);
             check_stats_equal(name, &got, &want);
@@ -179,12 +181,33 @@ int main(void)
 
         checkpoint_optimizer_info info;
         CHECK_FAILS_WITH(checkpoint_read_optimizer(reader, c, &info, m, v, NULL), "no /optimizer");
-        CHECK_FAILS_WITH(checkpoint_read_task_adapters(reader, c, 3, buffer), "holds tasks 0..2");
+        CHECK_FAILS_WITH(checkpoint_read_task_adapters(reader, c, 3, buffer), "contains tasks 0..2");
 
         /* A model config with other shapes is rejected, naming the field. */
         clip_config other = *c;
         other.adapter_bottleneck = 8;
         CHECK_FAILS_WITH(checkpoint_read_model(reader, &other, buffer), "adapter_bottleneck is 4");
+        checkpoint_close(reader);
+    }
+
+    /* A writer that stores only the last task: tasks 0 and 1 are completed
+     * but have no group, and task 2's delta_norm has nothing to compare with. */
+    const char *last_only = "last_only.h5";
+    remove(last_only);
+    fake_run_record(&run, 2, 1, &rec);
+    CHECK_OK(checkpoint_append_task(last_only, &header, c, run.snapshots[2], NULL, &rec));
+    reader = NULL;
+    CHECK_OK(checkpoint_open(last_only, &reader));
+    if (reader != NULL) {
+        CHECK_EQ_INT(checkpoint_task_count(reader), 3);
+        CHECK_EQ_INT(checkpoint_task_stored(reader, 0), 0);
+        CHECK_EQ_INT(checkpoint_task_stored(reader, 1), 0);
+        CHECK_EQ_INT(checkpoint_task_stored(reader, 2), 1);
+        CHECK_FAILS_WITH(checkpoint_read_task_adapters(reader, c, 1, buffer), "task 1 was completed but not stored");
+        check_task(reader, &run, 2, 1, buffer);
+        param_stats stats;
+        CHECK_OK(checkpoint_read_stats(reader, 2, CLIP_TEXT, 1, "up_w", &stats));
+        CHECK(stats.delta_norm == 0.0);
         checkpoint_close(reader);
     }
 
