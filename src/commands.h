@@ -8,5 +8,7 @@
 
 int cmd_config(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
+int cmd_infer(int argc, char **argv);
+int cmd_preprocess(int argc, char **argv);
 
 #endif

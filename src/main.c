@@ -14,6 +14,8 @@ typedef struct {
 static const command commands[] = {
     {"config", "print the fully resolved config as YAML", cmd_config},
     {"analyze", "tables, plots and report.md from run folders (checkpoint.h5, metrics.json)", cmd_analyze},
+    {"infer", "classify images zero-shot with CLIP weights and class names", cmd_infer},
+    {"preprocess", "decode, resize, crop and normalise images into a float32 tensor file", cmd_preprocess},
 };
 
 static const int command_count = (int)(sizeof commands / sizeof commands[0]);
