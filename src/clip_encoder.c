@@ -52,6 +52,7 @@ typedef struct {
     float *d_big1, *d_big2;       /* [N, 4C] */
     float *d_hidden1, *d_hidden2; /* [N, K] */
     float *d_pooled;              /* [B, C] */
+    float *d_scores;              /* [T, T] attention backward scratch */
 
     /* the last forward */
     int have_forward;
@@ -135,6 +136,7 @@ static void layout_encoder(arena *a, encoder_state *e, const clip_config *c)
         e->d_hidden1 = take(a, N * K);
         e->d_hidden2 = take(a, N * K);
         e->d_pooled = take(a, B * C);
+        e->d_scores = take(a, T * T);
     }
 }
 
@@ -275,7 +277,7 @@ static void block_forward(const clip_model *m, encoder_state *e, int block, floa
     linear_forward(a, e->relu, adapter.up_w, adapter.up_b, N, K, C);
     float scale = c->adapter_scale;
     size_t NC = (size_t)N * C;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (NC >= 32768)
     for (size_t i = 0; i < NC; i++)
         a[i] *= scale;
 
@@ -284,7 +286,7 @@ static void block_forward(const clip_model *m, encoder_state *e, int block, floa
     linear_forward(s->fc, e->ln, w->c_fc_w, w->c_fc_b, N, C, 4 * C);
     quickgelu_forward(e->gelu, s->fc, (size_t)N * 4 * C);
     linear_forward(e->tmp, e->gelu, w->c_proj_w, w->c_proj_b, N, 4 * C, C);
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (NC >= 32768)
     for (size_t i = 0; i < NC; i++)
         x_out[i] = s->x_mid[i] + e->tmp[i] + a[i];
 }
@@ -327,7 +329,7 @@ static void block_backward(const clip_model *m, encoder_state *e, int block, flo
      * dropout mask), then the up and down projections with weight
      * gradients. */
     float scale = c->adapter_scale;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (NC >= 32768)
     for (size_t i = 0; i < NC; i++)
         e->d_small[i] = scale * e->d_x[i];
     relu_forward(e->relu, s->down, NK);
@@ -355,7 +357,7 @@ static void block_backward(const clip_model *m, encoder_state *e, int block, flo
     memset(e->d_small, 0, NC * sizeof(float));
     linear_backward(e->d_small, NULL, NULL, e->d_mid, NULL, w->out_proj_w, N, C, C);
     memset(e->d_big1, 0, 3 * NC * sizeof(float));
-    attention_backward(e->d_big1, e->d_small, s->att, s->qkv, B, T, C, e->heads, causal);
+    attention_backward(e->d_big1, e->d_scores, e->d_small, s->att, s->qkv, B, T, C, e->heads, causal);
     memset(e->d_small, 0, NC * sizeof(float));
     linear_backward(e->d_small, NULL, NULL, e->d_big1, NULL, w->in_proj_w, N, C, 3 * C);
     layernorm_backward(e->d_x, e->d_small, x, w->ln_1_w, s->ln_1_mean, s->ln_1_rstd, N, C);

@@ -7,6 +7,10 @@
 #include <math.h>
 #include <string.h>
 
+/* Loops over fewer elements run on one thread: waking the OpenMP team costs
+ * more than they do, and idle team threads compete with OpenBLAS's own. */
+#define PARALLEL_MIN 32768
+
 /* ---- linear ------------------------------------------------------------- */
 
 void linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC)
@@ -14,7 +18,7 @@ void linear_forward(float *out, const float *inp, const float *weight, const flo
     /* Start from the bias rows so that one GEMM with beta = 1 finishes. */
     float beta = 0.0f;
     if (bias != NULL) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * OC >= PARALLEL_MIN)
         for (int n = 0; n < N; n++)
             memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof(float));
         beta = 1.0f;
@@ -31,7 +35,7 @@ static void add_column_sums(float *dbias, const float *dout, int N, int OC)
         int width = OC - begin < TILE ? OC - begin : TILE;
         float sums[TILE];
         memset(sums, 0, sizeof sums);
-#pragma omp parallel for schedule(static) reduction(+ : sums[:TILE])
+#pragma omp parallel for schedule(static) reduction(+ : sums[:TILE]) if ((size_t)N * width >= PARALLEL_MIN)
         for (int n = 0; n < N; n++) {
             const float *row = dout + (size_t)n * OC + begin;
             for (int o = 0; o < width; o++)
@@ -70,7 +74,7 @@ void projection_backward(float *dinp, const float *dout, const float *proj, int 
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                        const float *bias, int N, int C)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= PARALLEL_MIN)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *y = out + (size_t)n * C;
@@ -102,7 +106,7 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
 void layernorm_backward(float *dinp, const float *dout, const float *inp, const float *weight, const float *mean,
                         const float *rstd, int N, int C)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= PARALLEL_MIN)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         const float *dy = dout + (size_t)n * C;
@@ -131,7 +135,7 @@ void layernorm_backward(float *dinp, const float *dout, const float *inp, const 
 
 void quickgelu_forward(float *out, const float *inp, size_t n)
 {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         out[i] = x / (1.0f + expf(-1.702f * x));
@@ -140,7 +144,7 @@ void quickgelu_forward(float *out, const float *inp, size_t n)
 
 void quickgelu_backward(float *dinp, const float *dout, const float *inp, size_t n)
 {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float s = 1.0f / (1.0f + expf(-1.702f * x));
@@ -150,28 +154,28 @@ void quickgelu_backward(float *dinp, const float *dout, const float *inp, size_t
 
 void relu_forward(float *out, const float *inp, size_t n)
 {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN)
     for (size_t i = 0; i < n; i++)
         out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
 }
 
 void relu_backward(float *dinp, const float *dout, const float *inp, size_t n)
 {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN)
     for (size_t i = 0; i < n; i++)
         dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
 }
 
 void residual_forward(float *out, const float *a, const float *b, size_t n)
 {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN)
     for (size_t i = 0; i < n; i++)
         out[i] = a[i] + b[i];
 }
 
 void residual_backward(float *da, float *db, const float *dout, size_t n)
 {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) {
         da[i] += dout[i];
         db[i] += dout[i];
@@ -212,7 +216,7 @@ static void apply_dropout(float *dst, const float *src, int accumulate, int B, i
                           uint64_t stream, long sample_offset, int key_tokens)
 {
     float scale = 1.0f / (1.0f - p);
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * T * C >= PARALLEL_MIN)
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
             size_t row = ((size_t)b * T + t) * C;
@@ -244,7 +248,7 @@ void dropout_backward(float *dinp, const float *dout, int B, int T, int C, float
 {
     if (p <= 0.0f) {
         size_t n = (size_t)B * T * C;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN)
         for (size_t i = 0; i < n; i++)
             dinp[i] += dout[i];
         return;
@@ -258,7 +262,7 @@ void patch_unfold(float *patches, const float *images, int B, int R, int P)
 {
     int G = R / P;
     int features = 3 * P * P;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * R * R >= PARALLEL_MIN)
     for (int b = 0; b < B; b++) {
         for (int patch = 0; patch < G * G; patch++) {
             int gy = patch / G, gx = patch % G;

@@ -11,8 +11,9 @@
  * paths can add into it (residual connections). A NULL weight-gradient
  * pointer skips that gradient: frozen weights never get one.
  *
- * GEMMs go through CBLAS; elementwise loops, layernorm rows and attention
- * heads are split over OpenMP threads.
+ * GEMMs (including attention's per-head products) go through CBLAS;
+ * elementwise loops, layernorm rows and softmax rows are split over OpenMP
+ * threads.
  */
 #ifndef DMNSP_OPS_H
 #define DMNSP_OPS_H
@@ -63,10 +64,10 @@ void layernorm_backward(float *dinp, const float *dout, const float *inp, const 
  * Scores are scaled by 1/sqrt(D); causal != 0 lets token t attend only to
  * tokens 0..t. The softmax runs in fp32 with the row maximum subtracted. */
 void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int H, int causal);
-/* dqkv [B, T, 3C] += gradient; dout [B, T, C]; att and qkv from the
- * forward. */
-void attention_backward(float *dqkv, const float *dout, const float *att, const float *qkv, int B, int T, int C,
-                        int H, int causal);
+/* dqkv [B, T, 3C] += gradient; scratch [T, T] floats of caller-owned
+ * work space; dout [B, T, C]; att and qkv from the forward. */
+void attention_backward(float *dqkv, float *scratch, const float *dout, const float *att, const float *qkv, int B,
+                        int T, int C, int H, int causal);
 
 /* ---- elementwise activations -------------------------------------------- */
 

@@ -334,7 +334,8 @@ static void test_attention(int causal)
         CHECK_NEAR(sum, 1.0, 1e-6);
     }
 
-    attention_backward(dqkv, r, att, qkv, B, T, C, H, causal);
+    float scratch[5 * 5];
+    attention_backward(dqkv, scratch, r, att, qkv, B, T, C, H, causal);
     double *rd = to_double(r, n_out);
     check_gradient(causal ? "causal attention dqkv" : "attention dqkv", dqkv, attention_double, &ctx, qkv_d, n_qkv,
                    rd, n_out);
