@@ -1,0 +1,120 @@
+#!/usr/bin/python3
+"""Write tests/train/train_fixture.safetensors: three training steps of a
+small random CLIP's adapters in PyTorch (float64), for dmnsp's train_step.
+
+Each step encodes the class prompts and the batch, takes
+F.cross_entropy(logits, labels, label_smoothing=LS) over the batch, back-
+propagates into every adapter tensor of both encoders, and applies
+torch.optim.AdamW with the warm-up + cosine learning rate set before the
+step. Adapter dropout is 0, so no masks are involved.
+
+The file holds the model (OpenAI names), the inputs, the loss of every
+step, the adapter gradients of the first step ("grad0.<name>") and the
+adapters after the last step ("final.<name>").
+
+Run from the repository root with Debian's python (it has torch):
+    /usr/bin/python3 tests/train/gen_train_fixtures.py
+"""
+
+import math
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "reference"))
+
+import clip_reference as ref  # noqa: E402
+
+CONFIG = ref.ClipConfig(
+    image_resolution=16,
+    patch_size=8,
+    vision_width=16,
+    vision_layers=2,
+    vision_heads=2,
+    context_length=12,
+    vocab_size=50,
+    text_width=16,
+    text_layers=2,
+    text_heads=2,
+    embed_dim=12,
+    adapter_bottleneck=8,
+    adapter_scale=0.1,
+    adapter_dropout=0.0,
+)
+IMAGES, CLASSES, STEPS = 6, 4, 3
+LABELS = [2, 0, 3, 1, 1, 3]
+EOT_POSITIONS = [3, 5, 4, 6]
+BASE_LR, WARMUP, TOTAL, WEIGHT_DECAY, LS = 1e-2, 2, 5, 0.01, 0.1
+
+
+def schedule(step):
+    """Learning rate of 0-based STEP: linear warm-up, then cosine to 0."""
+    if step < WARMUP:
+        return BASE_LR * (step + 1) / WARMUP
+    return 0.5 * (1 + math.cos(math.pi * (step - WARMUP) / (TOTAL - WARMUP))) * BASE_LR
+
+
+def as_float32(t):
+    """Round to float32 and back, so the stored values are the exact inputs."""
+    return t.to(torch.float32).to(torch.float64)
+
+
+def make_tokens(generator):
+    sot, eot = CONFIG.vocab_size - 2, CONFIG.vocab_size - 1
+    rows = torch.zeros(CLASSES, CONFIG.context_length, dtype=torch.int64)
+    for r, end in enumerate(EOT_POSITIONS):
+        rows[r, 0] = sot
+        rows[r, 1:end] = torch.randint(1, sot, (end - 1,), generator=generator)
+        rows[r, end] = eot
+    return rows
+
+
+def main():
+    generator = torch.Generator().manual_seed(4242)
+    params = {k: as_float32(v) for k, v in ref.random_parameters(CONFIG, generator).items()}
+    images = as_float32(torch.randn(IMAGES, 3, CONFIG.image_resolution, CONFIG.image_resolution,
+                                    generator=generator))
+    tokens = make_tokens(generator)
+    labels = torch.tensor(LABELS, dtype=torch.int64)
+
+    out = dict(params)
+    out["input.images"] = images
+    out["input.tokens"] = tokens.to(torch.int32)
+    out["input.labels"] = labels.to(torch.int32)
+    out["input.settings"] = torch.tensor([BASE_LR, WARMUP, TOTAL, WEIGHT_DECAY, LS], dtype=torch.float64)
+
+    adapter_names = list(ref.adapter_shapes(CONFIG))
+    leaves = {name: params[name].clone().requires_grad_(True) for name in adapter_names}
+    optimizer = torch.optim.AdamW(list(leaves.values()), lr=BASE_LR, betas=(0.9, 0.999), eps=1e-8,
+                                  weight_decay=WEIGHT_DECAY)
+    losses = []
+    for step in range(STEPS):
+        optimizer.zero_grad()
+        p = {**params, **leaves}
+        image_features, _ = ref.encode_images(p, CONFIG, images)
+        text_features = ref.encode_texts(p, CONFIG, tokens)
+        logits = ref.logits(image_features, text_features, params["logit_scale"])
+        loss = F.cross_entropy(logits, labels, label_smoothing=LS)
+        loss.backward()
+        losses.append(loss.item())
+        if step == 0:
+            for name, leaf in leaves.items():
+                out["grad0." + name] = leaf.grad.clone()
+        for group in optimizer.param_groups:
+            group["lr"] = schedule(step)
+        optimizer.step()
+
+    out["losses"] = torch.tensor(losses, dtype=torch.float64)
+    for name, leaf in leaves.items():
+        out["final." + name] = leaf.detach()
+
+    path = os.path.join(HERE, "train_fixture.safetensors")
+    ref.save_safetensors(path, out, ref.config_metadata(CONFIG))
+    print(f"wrote {path} ({os.path.getsize(path)} bytes)")
+
+
+if __name__ == "__main__":
+    main()
