@@ -8,6 +8,7 @@
 #include "dmnsp/log.h"
 #include "dmnsp/rundir.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +27,12 @@ static const char analyze_usage[] =
     "  several runs: sweep.csv and sweep.png (last/avg accuracy and forgetting\n"
     "            per run, with the settings that differ between runs)\n"
     "\n"
-    "  --out DIR         output folder (default: RUN_DIR/analysis for one run,\n"
-    "                    ./analysis for several; each run then gets OUT/NAME/)\n"
+    "A RUN_DIR without those files stands for its subfolders that have them\n"
+    "(the root of a sweep written by jobs/sweep.sh).\n"
+    "\n"
+    "  --out DIR         output folder (default: RUN_DIR/analysis for one run or\n"
+    "                    one sweep root, ./analysis for several; each run then\n"
+    "                    gets OUT/NAME/)\n"
     "  --gnuplot PROGRAM gnuplot executable (default: gnuplot from PATH)\n"
     "  --no-plots        write CSV files and report.md only\n";
 
@@ -222,10 +227,81 @@ static int program_available(const char *program)
 typedef struct {
     const char **run_dirs;
     int run_count;
+    char **expanded; /* malloc'd run folders found under sweep roots */
+    int expanded_count;
+    const char *sweep_root; /* the single argument, when it was a sweep root */
     const char *out_dir;
     const char *gnuplot;
     int plots;
 } analyze_options;
+
+static int has_run_files(const char *dir)
+{
+    char path[4500];
+    snprintf(path, sizeof path, "%s/metrics.json", dir);
+    if (access(path, F_OK) == 0)
+        return 1;
+    snprintf(path, sizeof path, "%s/checkpoint.h5", dir);
+    return access(path, F_OK) == 0;
+}
+
+static int skip_hidden(const struct dirent *entry)
+{
+    return entry->d_name[0] != '.';
+}
+
+/* Appends DIR to the growing array *DIRS; 0 or -1. */
+static int push_dir(const char ***dirs, int *count, int *capacity, const char *dir)
+{
+    if (*count == *capacity) {
+        int grown_capacity = *capacity > 0 ? *capacity * 2 : 8;
+        const char **grown = realloc(*dirs, (size_t)grown_capacity * sizeof *grown);
+        if (grown == NULL)
+            return dmnsp_fail("analyze: out of memory");
+        *dirs = grown;
+        *capacity = grown_capacity;
+    }
+    (*dirs)[(*count)++] = dir;
+    return 0;
+}
+
+/* A folder without metrics.json or checkpoint.h5 whose subfolders have
+ * them (the root of a sweep) stands for those subfolders, in name order.
+ * The subfolder paths are owned by options->expanded. */
+static int expand_sweep_roots(analyze_options *options)
+{
+    const char **dirs = NULL;
+    int count = 0, capacity = 0, owned_capacity = 0, status = 0;
+    for (int i = 0; status == 0 && i < options->run_count; i++) {
+        const char *given = options->run_dirs[i];
+        struct dirent **entries = NULL;
+        int entry_count = has_run_files(given) ? 0 : scandir(given, &entries, skip_hidden, alphasort);
+        int found = 0;
+        for (int e = 0; e < entry_count; e++) {
+            char path[4400];
+            snprintf(path, sizeof path, "%s/%s", given, entries[e]->d_name);
+            free(entries[e]);
+            if (status != 0 || !has_run_files(path))
+                continue;
+            char *copy = strdup(path);
+            status = copy != NULL ? push_dir(&dirs, &count, &capacity, copy) : dmnsp_fail("analyze: out of memory");
+            if (status == 0)
+                status = push_dir((const char ***)&options->expanded, &options->expanded_count, &owned_capacity, copy);
+            else
+                free(copy);
+            found++;
+        }
+        free(entries);
+        if (status == 0 && found == 0)
+            status = push_dir(&dirs, &count, &capacity, given);
+        if (status == 0 && found > 0 && options->run_count == 1)
+            options->sweep_root = given;
+    }
+    free(options->run_dirs);
+    options->run_dirs = dirs;
+    options->run_count = count;
+    return status;
+}
 
 static int parse_options(int argc, char **argv, analyze_options *options)
 {
@@ -280,6 +356,8 @@ static int analyze_all(const analyze_options *options, analyze_run *runs, analyz
     char out_dir[4200];
     if (options->out_dir != NULL)
         snprintf(out_dir, sizeof out_dir, "%s", options->out_dir);
+    else if (options->sweep_root != NULL)
+        snprintf(out_dir, sizeof out_dir, "%s/analysis", options->sweep_root);
     else if (count == 1)
         snprintf(out_dir, sizeof out_dir, "%s/analysis", runs[0].dir);
     else
@@ -350,6 +428,11 @@ int cmd_analyze(int argc, char **argv)
         return status < 0 ? 0 : status;
     }
 
+    if (expand_sweep_roots(&options) != 0) {
+        fprintf(stderr, "dmnsp: error: %s\n", dmnsp_last_error());
+        free(options.run_dirs);
+        return 1;
+    }
     int count = options.run_count;
     analyze_run *runs = calloc((size_t)count, sizeof *runs);
     analyze_file_list *run_pngs = calloc((size_t)count, sizeof *run_pngs);
@@ -368,6 +451,9 @@ int cmd_analyze(int argc, char **argv)
     analyze_list_free(&sweep_pngs);
     free(runs);
     free(run_pngs);
+    for (int i = 0; i < options.expanded_count; i++)
+        free(options.expanded[i]);
+    free(options.expanded);
     free(options.run_dirs);
     return status == 0 ? 0 : 1;
 }

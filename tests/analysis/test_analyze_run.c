@@ -124,6 +124,9 @@ static void write_fake_runs(void)
     mkdir("runs/run_a", 0755);
     mkdir("runs/run_b", 0755);
     mkdir("runs/empty", 0755);
+    char *output = NULL;
+    CHECK_EQ_INT(test_run_command("rm -rf runs/analysis", &output), 0);
+    free(output);
     remove("runs/run_a/checkpoint.h5");
     remove("runs/run_b/checkpoint.h5");
     fake_run run;
@@ -213,6 +216,15 @@ static void check_tables(void)
         CHECK_STR_CONTAINS(text, "[lambda.csv](run_b/lambda.csv)");
         CHECK_STR_CONTAINS(text, "not drawn (--no-plots)");
     }
+
+    /* A folder of run folders (a sweep root) stands for its runs. */
+    output = NULL;
+    CHECK_EQ_INT(run_analyze("runs --no-plots", &output), 0);
+    free(output);
+    check_csv("runs/analysis/sweep.csv",
+              "run,lambda_scale,dataset,method,finished,tasks,last,avg,avg_forgetting,forgetting_last,nonfinite_total,"
+              "wall_seconds,ranks,run_dir",
+              2);
 
     /* Bad input: a folder without run files, and a damaged metrics.json. */
     output = NULL;
