@@ -1,0 +1,74 @@
+#!/bin/bash
+# Submits jobs/pbs/CONFIG.pbs with the job shape taken from the environment:
+# NODES, RANKS_PER_NODE, THREADS_PER_RANK and MEM_PER_NODE (e.g. 40gb) build
+# the select statement when any of the first three is set; otherwise the
+# script's #PBS defaults apply. The whole environment (DATA_ROOT, WEIGHTS,
+# VOCAB, OUTPUT_ROOT, EXTRA, DMNSP) reaches the job through qsub -V.
+#
+#   jobs/pbs/submit.sh CONFIG [--chain N] [--dry-run] [QSUB_OPTION...]
+#
+# --chain N submits N jobs, each starting after the previous one ends
+# (afterany), so a run longer than the walltime continues by itself.
+set -euo pipefail
+
+usage() {
+    echo "usage: $0 CONFIG [--chain N] [--dry-run] [QSUB_OPTION...]" >&2
+    local names=() file
+    for file in "$root"/jobs/pbs/*.pbs; do
+        names+=("$(basename "$file" .pbs)")
+    done
+    echo "configs: ${names[*]}" >&2
+    exit 2
+}
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+[[ $# -ge 1 ]] || usage
+name=$1
+shift
+script=$root/jobs/pbs/$name.pbs
+[[ -f $script ]] || { echo "submit: no batch script $script" >&2; usage; }
+
+chain=1
+dry_run=0
+qsub_options=()
+while [[ $# -gt 0 ]]; do
+    case $1 in
+    --chain)
+        [[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] || { echo "submit: --chain needs a positive count" >&2; exit 2; }
+        chain=$2
+        shift 2
+        ;;
+    --dry-run)
+        dry_run=1
+        shift
+        ;;
+    *)
+        qsub_options+=("$1")
+        shift
+        ;;
+    esac
+done
+
+shape=()
+if [[ -n ${NODES:-}${RANKS_PER_NODE:-}${THREADS_PER_RANK:-} ]]; then
+    nodes=${NODES:-1} ranks=${RANKS_PER_NODE:-1} threads=${THREADS_PER_RANK:-1}
+    select="select=$nodes:ncpus=$((ranks * threads)):mpiprocs=$ranks:ompthreads=$threads"
+    [[ -n ${MEM_PER_NODE:-} ]] && select+=":mem=$MEM_PER_NODE"
+    shape=(-l "$select")
+    export NODES=$nodes RANKS_PER_NODE=$ranks THREADS_PER_RANK=$threads
+fi
+export DMNSP_ROOT=$root
+
+previous=""
+for ((i = 0; i < chain; i++)); do
+    dependency=()
+    [[ -n $previous ]] && dependency=(-W "depend=afterany:$previous")
+    command=(qsub -V "${shape[@]}" "${dependency[@]}" "${qsub_options[@]}" "$script")
+    if [[ $dry_run -eq 1 ]]; then
+        echo "${command[*]}"
+        previous="JOB_$i"
+    else
+        previous=$(cd "$root" && "${command[@]}")
+        echo "submitted job $previous ($name, part $((i + 1)) of $chain)"
+    fi
+done
