@@ -354,6 +354,36 @@ static uint32_t to_lower(uint32_t cp)
 
 /* ---- text cleaning ------------------------------------------------------ */
 
+/* The part of ftfy's fix_text (which CLIP runs first) that changes common
+ * prompts: curly quotes become ASCII quotes, fullwidth ASCII forms become
+ * ASCII and Latin ligatures are spelled out. Writes 1 to 3 code points to
+ * OUT and returns the count. */
+static int repair_code_point(uint32_t cp, uint32_t out[3])
+{
+    static const char *const ligatures[7] = {"ff", "fi", "fl", "ffi", "ffl", "st", "st"};
+    if (cp == 0x2bc || (cp >= 0x2018 && cp <= 0x201b)) {
+        out[0] = '\'';
+        return 1;
+    }
+    if (cp >= 0x201c && cp <= 0x201f) {
+        out[0] = '"';
+        return 1;
+    }
+    if (cp >= 0xff01 && cp <= 0xff5e) {
+        out[0] = cp - 0xfee0;
+        return 1;
+    }
+    if (cp >= 0xfb00 && cp <= 0xfb06) {
+        const char *spelled = ligatures[cp - 0xfb00];
+        int n = (int)strlen(spelled);
+        for (int i = 0; i < n; i++)
+            out[i] = (unsigned char)spelled[i];
+        return n;
+    }
+    out[0] = cp;
+    return 1;
+}
+
 typedef struct {
     char *data;
     size_t length;
@@ -454,7 +484,8 @@ int tokenizer_clean_text(const char *text, char **cleaned)
     if (status == 0)
         out.data[0] = '\0';
 
-    /* Collapse whitespace runs to one space, strip both ends, lower-case. */
+    /* Repair quotes, widths and ligatures, collapse whitespace runs to one
+     * space, strip both ends, lower-case. */
     int pending_space = 0;
     const unsigned char *s = (const unsigned char *)(twice.data ? twice.data : "");
     size_t n = twice.length;
@@ -474,8 +505,12 @@ int tokenizer_clean_text(const char *text, char **cleaned)
         if (status != 0)
             break;
         if (valid) {
-            char utf8[4];
-            status = text_append(&out, utf8, encode_utf8(to_lower(cp), utf8));
+            uint32_t repaired[3];
+            int count = repair_code_point(cp, repaired);
+            for (int k = 0; k < count && status == 0; k++) {
+                char utf8[4];
+                status = text_append(&out, utf8, encode_utf8(to_lower(repaired[k]), utf8));
+            }
         } else {
             status = text_append(&out, (const char *)s + i, 1);
         }
@@ -720,7 +755,7 @@ static const char *base_name(const char *path)
 static int load_openai(tokenizer *t, const char *path)
 {
     char *text = NULL;
-    size_t size;
+    size_t size = 0;
     DMNSP_TRY(read_maybe_gzip(path, &text, &size));
     if (memchr(text, '\0', size) != NULL) {
         free(text);
@@ -756,7 +791,7 @@ static int load_openai(tokenizer *t, const char *path)
     DMNSP_TRY(add_special_tokens(t));
     DMNSP_TRY(vocab_index_add(t, t->sot));
     DMNSP_TRY(vocab_index_add(t, t->eot));
-    snprintf(t->description, sizeof t->description, "%s (%d merges, %d tokens)", base_name(path), used,
+    snprintf(t->description, sizeof t->description, "%.200s (%d merges, %d tokens)", base_name(path), used,
              t->vocab_size);
     return 0;
 }
@@ -794,7 +829,7 @@ static int read_plain_file(const char *path, char **data, size_t *size)
 static int load_hugging_face(tokenizer *t, const char *vocab_path, const char *merges_path)
 {
     char *text = NULL;
-    size_t size;
+    size_t size = 0;
     json_value *root = NULL;
     DMNSP_TRY(read_plain_file(vocab_path, &text, &size));
     int status = json_parse(text, size, &root);
@@ -845,7 +880,8 @@ static int load_hugging_face(tokenizer *t, const char *vocab_path, const char *m
     free(text);
     if (status != 0)
         return dmnsp_fail_prefix("%s", merges_path);
-    snprintf(t->description, sizeof t->description, "%s (%d merges, %d tokens)", vocab_path, used, t->vocab_size);
+    snprintf(t->description, sizeof t->description, "%.200s (%d merges, %d tokens)", vocab_path, used,
+             t->vocab_size);
     return 0;
 }
 
@@ -1067,7 +1103,8 @@ int tokenizer_encode(const tokenizer *t, const char *text, int context_length, i
     }
     int kept = count < context_length - 2 ? count : context_length - 2;
     row[0] = t->sot;
-    memcpy(row + 1, ids, (size_t)kept * sizeof *row);
+    if (kept > 0)
+        memcpy(row + 1, ids, (size_t)kept * sizeof *row);
     row[kept + 1] = t->eot;
     for (int i = kept + 2; i < context_length; i++)
         row[i] = 0;

@@ -1,8 +1,9 @@
 /* tokenizer: CLIP's byte-level BPE tokenizer, turning prompts into rows
  * of token ids for the text encoder.
  *
- * Encoding a text: clean it (HTML entities unescaped twice, whitespace runs
- * collapsed to one space and stripped, lower-cased), split it with CLIP's
+ * Encoding a text: clean it (HTML entities unescaped twice, curly quotes,
+ * fullwidth ASCII and Latin ligatures replaced as ftfy does, whitespace
+ * runs collapsed to one space and stripped, lower-cased), split it with CLIP's
  * pre-tokenizer pattern (<|startoftext|>, <|endoftext|>, the contractions
  * 's 't 're 've 'm 'll 'd, runs of letters, single digits, runs of other
  * non-space characters), map each piece's bytes to GPT-2's printable
@@ -26,9 +27,10 @@
  *
  * NOTE: beyond ASCII, letters, digits, spaces and lower case come from
  * built-in tables of the common scripts (Latin, Greek, Cyrillic, CJK, ...)
- * rather than the full Unicode database. ftfy's text repair is not done
- * either. Rare non-ASCII text may therefore split differently from
- * CLIP's Python tokenizer.
+ * rather than the full Unicode database, and of ftfy's repairs only the
+ * ones above are done (no mojibake repair, no NFC normalisation). Rare
+ * non-ASCII text may therefore split differently from CLIP's Python
+ * tokenizer.
  */
 #ifndef DMNSP_TOKENIZER_H
 #define DMNSP_TOKENIZER_H

@@ -193,6 +193,13 @@ static void test_byte_level(void)
     /* "a" -> "a</w>" 320; "cat" -> c a t</w> = 66 64 339. */
     const int32_t a_cat[] = {512, 320, 66, 64, 83 + 256, 513};
     check_row(t, "A  cat", 8, a_cat, 6);
+    const int32_t empty[] = {512, 513};
+    check_row(t, "", 8, empty, 2);
+    check_row(t, " \t\n", 8, empty, 2);
+    /* Curly quotes, fullwidth letters and ligatures are repaired first:
+     * "\u2019s" is the contraction "'s" (6, 338) and "\uff21" is "a</w>". */
+    const int32_t repaired[] = {512, 6, 82 + 256, 320, 69, 72, 75 + 256, 513};
+    check_row(t, "\xe2\x80\x99s \xef\xbc\xa1 \xef\xac\x81l", 8, repaired, 8);
     tokenizer_free(t);
 }
 

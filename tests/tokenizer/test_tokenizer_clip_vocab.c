@@ -1,6 +1,8 @@
 /* tokenizer with OpenAI's released vocabulary: known token ids of CLIP
- * prompts, decoding, and encoding speed. Skipped when
+ * prompts, agreement with a Python reference on 159 prompts, decoding,
+ * and encoding speed. Skipped when
  * $DMNSP_SHARED_DATA/clip/bpe_simple_vocab_16e6.txt.gz is absent. */
+#include "dmnsp/json_parse.h"
 #include "dmnsp/tokenizer.h"
 #include "test_util.h"
 
@@ -22,6 +24,55 @@ static void check_ids(const tokenizer *t, const char *text, const int32_t *expec
         if (row[i] != 0)
             test_report_failure(__FILE__, __LINE__, "\"%s\": padding id %d is %d, expected 0", text, i, row[i]);
     }
+}
+
+/* Prompts encoded by an independent Python implementation of CLIP's rules
+ * with the full Unicode database (tests/tokenizer/make_clip_ids.py). */
+static void check_python_reference(const tokenizer *t)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer/clip_ids.json", test_env("DMNSP_TEST_DATA", "."));
+    FILE *in = fopen(path, "rb");
+    CHECK(in != NULL);
+    if (in == NULL)
+        return;
+    static char text[1 << 16];
+    size_t n = fread(text, 1, sizeof text, in);
+    fclose(in);
+    CHECK(n < sizeof text);
+
+    json_value *root = NULL;
+    CHECK_OK(json_parse(text, n, &root));
+    const json_value *texts = json_object_get(root, "texts");
+    const json_value *ids = json_object_get(root, "ids");
+    CHECK(texts != NULL);
+    CHECK(ids != NULL);
+    if (texts == NULL || ids == NULL) {
+        json_free(root);
+        return;
+    }
+    CHECK_EQ_INT(texts->count, ids->count);
+    int mismatches = 0;
+    for (size_t i = 0; i < texts->count && i < ids->count; i++) {
+        int32_t row[77];
+        CHECK_OK(tokenizer_encode(t, texts->items[i].string, 77, 0, row));
+        const json_value *expected = &ids->items[i];
+        int same = 1;
+        for (size_t k = 0; k < 77; k++) {
+            int64_t want = k < expected->count ? expected->items[k].integer : 0;
+            same = same && row[k] == want;
+        }
+        if (!same) {
+            mismatches++;
+            char *decoded = NULL;
+            tokenizer_decode(t, row, 77, &decoded);
+            test_report_failure(__FILE__, __LINE__, "\"%s\" encodes differently from the Python reference (C decodes "
+                                "to \"%s\")", texts->items[i].string, decoded ? decoded : "");
+            free(decoded);
+        }
+    }
+    printf("%zu prompts compared with the Python reference, %d differ\n", texts->count, mismatches);
+    json_free(root);
 }
 
 int main(void)
@@ -51,6 +102,7 @@ int main(void)
     check_ids(t, "Ankle boot", boot, 4);
     /* Cleaning: entities, case and whitespace do not change the ids. */
     check_ids(t, "  A bad photo of a CAT&#46;\n", cat, 9);
+    check_python_reference(t);
 
     int32_t row[77];
     CHECK_OK(tokenizer_encode(t, "a bad photo of a T-shirt/top.", 77, 0, row));
