@@ -7,6 +7,9 @@
 #define DMNSP_COMMANDS_H
 
 int cmd_config(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
 int cmd_preprocess(int argc, char **argv);

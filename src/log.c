@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <strings.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -109,6 +110,24 @@ void log_format_duration(double seconds, char *buf, size_t size)
         snprintf(buf, size, "%ldh%02ldm%02lds", whole / 3600, (whole / 60) % 60, whole % 60);
 }
 
+/* Open MPI, MPICH and Slurm give ranks a pseudo-terminal or pipe their
+ * output into files; a redrawn bar only suits a plain interactive run. */
+static int under_mpi_launcher(void)
+{
+    return getenv("OMPI_COMM_WORLD_SIZE") != NULL || getenv("PMI_SIZE") != NULL || getenv("SLURM_STEP_ID") != NULL;
+}
+
+/* Appends one timestamped line to the log file only. */
+static void log_file_line(const char *text)
+{
+    if (log_file == NULL)
+        return;
+    char stamp[32];
+    format_timestamp(stamp, sizeof stamp);
+    fprintf(log_file, "%s %s\n", stamp, text);
+    fflush(log_file);
+}
+
 void log_progress_begin(log_progress *p, const char *label, long total, double interval_seconds)
 {
     p->label = label;
@@ -116,7 +135,7 @@ void log_progress_begin(log_progress *p, const char *label, long total, double i
     p->start_time = log_now();
     p->last_print = 0;
     p->interval_seconds = interval_seconds;
-    p->is_tty = log_rank == 0 && isatty(STDOUT_FILENO);
+    p->is_tty = log_rank == 0 && isatty(STDOUT_FILENO) && !under_mpi_launcher();
 }
 
 static void progress_line(log_progress *p, long done, const char *detail, char *line, size_t size)
@@ -143,6 +162,7 @@ void log_progress_update(log_progress *p, long done, const char *detail)
     char line[1024];
     progress_line(p, done, detail, line, sizeof line);
     if (p->is_tty) {
+        log_file_line(line);
         int width = 24;
         int filled = (int)((double)width * (double)done / (double)p->total);
         char bar[32];

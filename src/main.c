@@ -12,6 +12,9 @@ typedef struct {
 } command;
 
 static const command commands[] = {
+    {"train", "run a class-incremental experiment (under mpirun)", cmd_train},
+    {"eval", "evaluate a saved run on its seen classes", cmd_eval},
+    {"compare", "print the final metrics of several runs side by side", cmd_compare},
     {"config", "print the fully resolved config as YAML", cmd_config},
     {"analyze", "tables, plots and report.md from run folders (checkpoint.h5, metrics.json)", cmd_analyze},
     {"infer", "classify images zero-shot with CLIP weights and class names", cmd_infer},

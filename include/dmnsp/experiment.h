@@ -1,0 +1,27 @@
+/* experiment: one continual-learning run, as `dmnsp train` and `dmnsp eval`
+ * run it. This is the only module that knows about configs, run folders and
+ * the task loop; everything below it works on plain arrays.
+ *
+ * For every task t: train on task t's images (logits over its classes
+ * only), build task t's null-space bases (projection methods), evaluate the
+ * test sets of tasks 0..t with a classifier over all classes seen so far,
+ * evaluate task t+1 before training it (forward transfer), then rewrite
+ * metrics.json and append task t to checkpoint.h5. Every function here is
+ * collective over MPI_COMM_WORLD; an error on any rank makes every rank
+ * return -1 (the caller ends the job).
+ */
+#ifndef DMNSP_EXPERIMENT_H
+#define DMNSP_EXPERIMENT_H
+
+#include "dmnsp/config.h"
+
+/* Runs the whole experiment CONFIG describes (resume and overwrite rules of
+ * rundir.h apply). Returns 0 or -1 on every rank. */
+int experiment_train(const config *cfg);
+
+/* Evaluates the adapters stored in CHECKPOINT_PATH on the test sets of the
+ * tasks the checkpoint finished, with the classifier over all their
+ * classes, and prints the accuracy per task. Writes nothing. */
+int experiment_eval(const config *cfg, const char *checkpoint_path);
+
+#endif

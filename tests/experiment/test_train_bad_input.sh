@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Bad input at the top level fails with a clear message, a non-zero exit
+# and no metrics left behind.
+source "$(dirname "$0")/common.sh" "$@"
+
+expect_failure() { # expect_failure NEEDLE OUTPUT_DIR ARGS...
+    local needle=$1 dir=$2
+    shift 2
+    local output status
+    output=$(run 2 train "$@" output_dir="$dir" 2>&1)
+    status=$?
+    [[ $status -ne 0 ]] || fail "'$*' succeeded, expected a failure mentioning '$needle'"
+    [[ $output == *"$needle"* ]] || fail "'$*' output lacks '$needle': $output"
+    [[ ! -e $dir/metrics.json ]] || fail "'$*' left $dir/metrics.json behind"
+    local count
+    count=$(grep -c "dmnsp: error" <<<"$output")
+    [[ $count -eq 1 ]] || fail "'$*' printed $count error lines, expected 1: $output"
+    echo "ok: $needle"
+}
+
+expect_failure "fashion-mnist" runs/no_data small.yaml dataset=fashionmnist dataset_root=$PWD/nowhere \
+    class_order=""
+expect_failure "nowhere" runs/no_cifar small.yaml dataset_root=$PWD/nowhere
+
+printf 'x' >runs_file
+expect_failure "runs_file" runs_file/sub small.yaml
+expect_failure "top_select" runs/top small.yaml top_select=128
+expect_failure "lamda_scale" runs/typo small.yaml lamda_scale=3
+finish

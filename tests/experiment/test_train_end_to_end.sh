@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# dmnsp train end to end on two ranks: metrics.json has one line per task
+# plus the summary with values in range, the checkpoint is readable by
+# h5dump and by dmnsp eval, and one rank gives the same metrics.
+source "$(dirname "$0")/common.sh" "$@"
+
+check_metrics() { # check_metrics FILE TASKS
+    local file=$1 tasks=$2
+    local lines
+    lines=$(wc -l <"$file")
+    [[ $lines -eq $((tasks + 1)) ]] || fail "$file has $lines lines, expected $((tasks + 1))"
+    grep -q '"summary": true' <(tail -n 1 "$file") || fail "$file does not end with the summary line"
+    for t in $(seq 0 $((tasks - 1))); do
+        grep -q "^{\"task\": $t," "$file" || fail "$file has no line for task $t"
+    done
+    # Every accuracy-like number is a percentage.
+    local bad
+    bad=$(grep -oE '"(acc|avg_acc|last|avg)": -?[0-9.]+' "$file" | awk -F': ' '$2 < 0 || $2 > 100')
+    [[ -z $bad ]] || fail "$file has values outside [0, 100]: $bad"
+}
+
+run 2 train small.yaml method=DMNSP output_dir=runs/dmnsp2 >train2.log 2>&1 || {
+    cat train2.log
+    fail "dmnsp train on 2 ranks failed"
+    finish
+}
+check_metrics runs/dmnsp2/metrics.json 3
+for f in config.yaml train.log checkpoint.h5; do
+    [[ -s runs/dmnsp2/$f ]] || fail "runs/dmnsp2/$f is missing or empty"
+done
+grep -q "task 2 finished" train2.log || fail "the log lacks the end of task 2"
+grep -q "Accuracy (%) after each task" train2.log || fail "the log lacks the summary table"
+
+if command -v h5dump >/dev/null; then
+    h5dump -n runs/dmnsp2/checkpoint.h5 >h5dump.txt 2>&1 || fail "h5dump cannot read the checkpoint"
+    for object in /model/visual/block_11/down_w /tasks/task_02/nullspace/block_00/top /tasks/task_01/lambda; do
+        grep -q "$object" h5dump.txt || fail "checkpoint lacks $object"
+    done
+fi
+
+run 2 eval small.yaml checkpoint=runs/dmnsp2/checkpoint.h5 >eval.log 2>&1 || fail "dmnsp eval failed: $(cat eval.log)"
+grep -q "all seen tasks" eval.log || fail "dmnsp eval printed no total: $(cat eval.log)"
+
+# One rank computes the same run (up to reduction order in the last digit).
+run 1 train small.yaml method=DMNSP output_dir=runs/dmnsp1 >train1.log 2>&1 || fail "dmnsp train on 1 rank failed"
+strip() { grep -v summary "$1" | sed -E 's/"(bwt|fwt|forgetting)": [-0-9.]+//g'; }
+if ! diff <(grep -oE '"acc_per_task": \[[^]]*\]' runs/dmnsp1/metrics.json) \
+          <(grep -oE '"acc_per_task": \[[^]]*\]' runs/dmnsp2/metrics.json) >/dev/null; then
+    fail "1 and 2 ranks disagree: $(diff runs/dmnsp1/metrics.json runs/dmnsp2/metrics.json)"
+fi
+
+# The other methods run too.
+for method in finetune zeroshot NSP-single DMNSP-fixed DMNSP-both; do
+    run 2 train small.yaml method=$method output_dir=runs/$method epochs=1 >"train-$method.log" 2>&1 ||
+        fail "method $method failed: $(tail -n 5 "train-$method.log")"
+    check_metrics "runs/$method/metrics.json" 3
+done
+
+"$dmnsp" compare runs/dmnsp2 runs/finetune runs/zeroshot >compare.txt || fail "dmnsp compare failed"
+grep -q "^DMNSP" compare.txt || fail "compare table lacks DMNSP: $(cat compare.txt)"
+finish

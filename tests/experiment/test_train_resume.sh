@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# A run killed with SIGKILL during task 2 and continued with resume=auto
+# ends with the same metrics as an uninterrupted run.
+source "$(dirname "$0")/common.sh" "$@"
+
+# Longer tasks so the kill lands inside task 2.
+settings=(method=DMNSP epochs=6)
+
+run 2 train small.yaml "${settings[@]}" output_dir=runs/whole >whole.log 2>&1 || {
+    cat whole.log
+    fail "the uninterrupted run failed"
+    finish
+}
+
+run 2 train small.yaml "${settings[@]}" output_dir=runs/killed >killed.log 2>&1 &
+launcher=$!
+killed=0
+for _ in $(seq 1 3000); do
+    if grep -q "=== task 2/2" runs/killed/train.log 2>/dev/null; then
+        kill -9 "$launcher" 2>/dev/null
+        pkill -9 -f "output_dir=runs/killed" 2>/dev/null
+        killed=1
+        break
+    fi
+    kill -0 "$launcher" 2>/dev/null || break
+    sleep 0.02
+done
+wait "$launcher" 2>/dev/null
+[[ $killed -eq 1 ]] || fail "the run ended before it could be killed during task 2"
+if grep -q '"summary"' runs/killed/metrics.json; then
+    fail "the killed run had already finished"
+fi
+
+# Without resume the folder is protected.
+run 2 train small.yaml "${settings[@]}" output_dir=runs/killed >refused.log 2>&1 &&
+    fail "a second run into the unfinished folder was not refused"
+grep -q "resume=auto" refused.log || fail "the refusal does not mention resume=auto: $(cat refused.log)"
+
+run 2 train small.yaml "${settings[@]}" output_dir=runs/killed resume=auto >resumed.log 2>&1 ||
+    fail "the resumed run failed: $(tail -n 20 resumed.log)"
+grep -q "resume: .* finished 2 of 3 tasks" resumed.log || fail "the resumed run did not resume: $(head -n 30 resumed.log)"
+
+strip() { grep -v '"summary"' "$1"; }
+diff <(strip runs/whole/metrics.json) <(strip runs/killed/metrics.json) >metrics.diff ||
+    fail "resumed metrics differ from the uninterrupted run: $(cat metrics.diff)"
+finish
