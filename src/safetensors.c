@@ -33,37 +33,46 @@ struct safetensors_file {
 
 /* ---- small helpers ------------------------------------------------------ */
 
+/* Every dtype of the format, with its element size. Only the first five
+ * can be read; the others are accepted in a header so that a file with an
+ * unused buffer (a U8 mask, F64 statistics) still opens. */
+static const struct {
+    safetensors_dtype dtype;
+    const char *name;
+    size_t size;
+} dtypes[] = {
+    {SAFETENSORS_F32, "F32", 4},         {SAFETENSORS_F16, "F16", 2},         {SAFETENSORS_BF16, "BF16", 2},
+    {SAFETENSORS_I32, "I32", 4},         {SAFETENSORS_I64, "I64", 8},         {SAFETENSORS_F64, "F64", 8},
+    {SAFETENSORS_I8, "I8", 1},           {SAFETENSORS_U8, "U8", 1},           {SAFETENSORS_I16, "I16", 2},
+    {SAFETENSORS_U16, "U16", 2},         {SAFETENSORS_U32, "U32", 4},         {SAFETENSORS_U64, "U64", 8},
+    {SAFETENSORS_BOOL, "BOOL", 1},       {SAFETENSORS_F8_E4M3, "F8_E4M3", 1}, {SAFETENSORS_F8_E5M2, "F8_E5M2", 1},
+};
+
+static const int dtype_count = (int)(sizeof dtypes / sizeof dtypes[0]);
+
 static size_t dtype_size(safetensors_dtype dtype)
 {
-    switch (dtype) {
-    case SAFETENSORS_F32: return 4;
-    case SAFETENSORS_F16: return 2;
-    case SAFETENSORS_BF16: return 2;
-    case SAFETENSORS_I32: return 4;
-    case SAFETENSORS_I64: return 8;
+    for (int i = 0; i < dtype_count; i++) {
+        if (dtypes[i].dtype == dtype)
+            return dtypes[i].size;
     }
     return 0;
 }
 
 const char *safetensors_dtype_name(safetensors_dtype dtype)
 {
-    switch (dtype) {
-    case SAFETENSORS_F32: return "F32";
-    case SAFETENSORS_F16: return "F16";
-    case SAFETENSORS_BF16: return "BF16";
-    case SAFETENSORS_I32: return "I32";
-    case SAFETENSORS_I64: return "I64";
+    for (int i = 0; i < dtype_count; i++) {
+        if (dtypes[i].dtype == dtype)
+            return dtypes[i].name;
     }
     return "unknown";
 }
 
 static int parse_dtype(const char *text, safetensors_dtype *dtype)
 {
-    static const safetensors_dtype all[] = {SAFETENSORS_F32, SAFETENSORS_F16, SAFETENSORS_BF16, SAFETENSORS_I32,
-                                            SAFETENSORS_I64};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
-        if (strcmp(text, safetensors_dtype_name(all[i])) == 0) {
-            *dtype = all[i];
+    for (int i = 0; i < dtype_count; i++) {
+        if (strcmp(text, dtypes[i].name) == 0) {
+            *dtype = dtypes[i].dtype;
             return 0;
         }
     }
@@ -166,7 +175,9 @@ static int parse_tensor_entry(safetensors_file *f, const char *name, const json_
     }
 
     if (parse_dtype(dtype->string, &t->dtype) != 0)
-        return dmnsp_fail("tensor '%s': unsupported dtype %s (supported: F32, F16, BF16, I32, I64)", name,
+        return dmnsp_fail("tensor '%s': unknown dtype %s (the format defines F64, F32, F16, BF16, F8_E4M3, F8_E5M2, "
+                          "I64, I32, I16, I8, U64, U32, U16, U8, BOOL)",
+                          name,
                           dtype->string);
 
     if (shape->count > SAFETENSORS_MAX_DIMS)

@@ -9,8 +9,10 @@
  * within the file, well-formed JSON, known dtype, offsets inside the data
  * section, no two tensors overlapping, and shape product × dtype size equal
  * to the byte length. Floating-point tensors (F32, F16, BF16) are read as
- * float; integer tensors (I32, I64) as int32/int64. Any other dtype is an
- * error naming the tensor and the dtype. Tensor data is read on demand, so
+ * float; integer tensors (I32, I64) as int32/int64. The format's other
+ * dtypes (F64, U8, BOOL, ...) may sit in a file that is opened, but reading
+ * such a tensor is an error naming it and its dtype, and a dtype the format
+ * does not define fails the open. Tensor data is read on demand, so
  * opening a multi-GB file costs one header read.
  *
  * The writer collects named F32 and I32 tensors and writes the file
@@ -35,6 +37,17 @@ typedef enum {
     SAFETENSORS_BF16,
     SAFETENSORS_I32,
     SAFETENSORS_I64,
+    /* Accepted in a header, but reading them is an error. */
+    SAFETENSORS_F64,
+    SAFETENSORS_I8,
+    SAFETENSORS_U8,
+    SAFETENSORS_I16,
+    SAFETENSORS_U16,
+    SAFETENSORS_U32,
+    SAFETENSORS_U64,
+    SAFETENSORS_BOOL,
+    SAFETENSORS_F8_E4M3,
+    SAFETENSORS_F8_E5M2,
 } safetensors_dtype;
 
 /* One tensor as the header describes it. */
@@ -90,7 +103,7 @@ int safetensors_read_f32_alloc(const safetensors_file *file, const char *name, f
 int safetensors_read_i32(const safetensors_file *file, const char *name, int32_t *out, size_t count);
 int safetensors_read_i64(const safetensors_file *file, const char *name, int64_t *out, size_t count);
 
-/* "F32", "F16", "BF16", "I32" or "I64". */
+/* The dtype's name in the format: "F32", "F16", "BF16", "I32", "U8", ... */
 const char *safetensors_dtype_name(safetensors_dtype dtype);
 
 /* Formats SHAPE as "[a, b, c]" into BUFFER (always terminated); returns

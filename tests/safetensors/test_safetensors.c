@@ -206,8 +206,20 @@ static void test_bad_files(void)
               data, 16);
     check_open_fails("overlap.safetensors", "overlap");
 
-    write_raw("dtype.safetensors", "{\"counts\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]}}", data, 4);
-    check_open_fails("dtype.safetensors", "tensor 'counts': unsupported dtype U8");
+    /* A dtype the format defines but dmnsp does not read opens; reading it
+     * fails. A dtype the format does not define fails the open. */
+    write_raw("u8.safetensors", "{\"counts\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]}}", data, 4);
+    safetensors_file *u8 = NULL;
+    CHECK_OK(safetensors_open("u8.safetensors", &u8));
+    if (u8 != NULL) {
+        float values[4];
+        int32_t ids[4];
+        CHECK_FAILS_WITH(safetensors_read_f32(u8, "counts", values, 4), "tensor 'counts' has dtype U8");
+        CHECK_FAILS_WITH(safetensors_read_i32(u8, "counts", ids, 4), "tensor 'counts' has dtype U8");
+        safetensors_close(u8);
+    }
+    write_raw("dtype.safetensors", "{\"counts\":{\"dtype\":\"Q4\",\"shape\":[4],\"data_offsets\":[0,4]}}", data, 4);
+    check_open_fails("dtype.safetensors", "tensor 'counts': unknown dtype Q4");
 
     write_raw("mismatch.safetensors", "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,16]}}", data, 16);
     check_open_fails("mismatch.safetensors", "tensor 'w': shape [2, 3] of F32 needs 24 bytes, data_offsets give 16");
