@@ -144,14 +144,17 @@ float clip_model_logit_scale(const clip_model *m)
 
 /* ---- random initialisation ---------------------------------------------- */
 
-/* Standard normal number INDEX of stream (SEED, TENSOR), by Box-Muller on
- * two 32-bit halves of one counter-based hash. */
-static float normal_at(uint64_t seed, uint64_t tensor, uint64_t index)
+/* Standard normal pair PAIR of stream (SEED, TENSOR): Box-Muller on two
+ * 32-bit halves of one counter-based hash, both outputs used. */
+static void normal_pair(uint64_t seed, uint64_t tensor, uint64_t pair, float *first, float *second)
 {
-    uint64_t h = ops_hash3(seed, tensor, index);
+    uint64_t h = ops_hash3(seed, tensor, pair);
     double u1 = ((double)(h >> 32) + 1.0) * 0x1p-32; /* (0, 1] */
     double u2 = (double)(h & 0xFFFFFFFFu) * 0x1p-32;
-    return (float)(sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+    double radius = sqrt(-2.0 * log(u1));
+    double angle = 2.0 * M_PI * u2;
+    *first = (float)(radius * cos(angle));
+    *second = (float)(radius * sin(angle));
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -213,9 +216,15 @@ int clip_model_init_random(clip_model *m, uint64_t seed)
             continue;
         }
         float stdf = (float)std;
+        size_t pairs = (t->count + 1) / 2;
 #pragma omp parallel for schedule(static)
-        for (size_t k = 0; k < t->count; k++)
-            dst[k] = stdf * normal_at(seed, (uint64_t)i, k);
+        for (size_t k = 0; k < pairs; k++) {
+            float first, second;
+            normal_pair(seed, (uint64_t)i, k, &first, &second);
+            dst[2 * k] = stdf * first;
+            if (2 * k + 1 < t->count)
+                dst[2 * k + 1] = stdf * second;
+        }
     }
     free(table);
     return 0;
