@@ -6,7 +6,7 @@ source "$(dirname "$0")/common.sh" "$@"
 expect_failure() { # expect_failure NEEDLE OUTPUT_DIR ARGS...
     local needle=$1 dir=$2
     shift 2
-    local output status
+    local output status before=$failures
     output=$(run 2 train "$@" output_dir="$dir" 2>&1)
     status=$?
     [[ $status -ne 0 ]] || fail "'$*' succeeded, expected a failure mentioning '$needle'"
@@ -15,7 +15,7 @@ expect_failure() { # expect_failure NEEDLE OUTPUT_DIR ARGS...
     local count
     count=$(grep -c "dmnsp: error" <<<"$output")
     [[ $count -eq 1 ]] || fail "'$*' printed $count error lines, expected 1: $output"
-    echo "ok: $needle"
+    [[ $failures -eq $before ]] && echo "ok: $needle"
 }
 
 expect_failure "fashion-mnist" runs/no_data small.yaml dataset=fashionmnist dataset_root=$PWD/nowhere \
@@ -25,5 +25,13 @@ expect_failure "nowhere" runs/no_cifar small.yaml dataset_root=$PWD/nowhere
 printf 'x' >runs_file
 expect_failure "runs_file" runs_file/sub small.yaml
 expect_failure "top_select" runs/top small.yaml top_select=128
+
+# Weights of the tiny preset under a config that names ViT-B/16.
+write_weights=${2:?path of write_random_weights}
+"$write_weights" tiny 5 tiny.safetensors || fail "write_random_weights failed"
+expect_failure "in model preset 'ViT-B/16'" runs/width small.yaml weights=$PWD/tiny.safetensors model_name=ViT-B/16
+# The same file with its own architecture trains.
+run 2 train small.yaml weights=$PWD/tiny.safetensors model_name=auto max_tasks=1 epochs=1 \
+    output_dir=runs/from_file >from_file.log 2>&1 || fail "training from a weights file failed: $(tail -n 5 from_file.log)"
 expect_failure "lamda_scale" runs/typo small.yaml lamda_scale=3
 finish

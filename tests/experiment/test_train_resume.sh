@@ -4,7 +4,7 @@
 source "$(dirname "$0")/common.sh" "$@"
 
 # Longer tasks so the kill lands inside task 2.
-settings=(method=DMNSP epochs=6)
+settings=(method=DMNSP epochs=3)
 
 run 2 train small.yaml "${settings[@]}" output_dir=runs/whole >whole.log 2>&1 || {
     cat whole.log
