@@ -181,6 +181,56 @@ static void test_infer_json(clip_model *model)
     free(output);
 }
 
+/* More classes than one text pass encodes (64) and one image per pass:
+ * every logit still matches the in-process reference. */
+static void test_infer_batches(clip_model *model)
+{
+    enum { CLASSES = 70 };
+    char names[CLASSES][16], list[CLASSES * 16] = "";
+    char prompts_storage[CLASSES][48];
+    const char *prompts[CLASSES];
+    for (int c = 0; c < CLASSES; c++) {
+        snprintf(names[c], sizeof names[c], "kind%d", c);
+        snprintf(prompts_storage[c], sizeof prompts_storage[c], "a photo of %s", names[c]);
+        prompts[c] = prompts_storage[c];
+        strcat(list, c ? "," : "");
+        strcat(list, names[c]);
+    }
+    char args[2048];
+    snprintf(args, sizeof args,
+             "infer --weights tiny.safetensors --template 'a photo of {}' --batch 1 --classes %s --json gradient.jpg "
+             "gradient.png",
+             list);
+    char *output = NULL;
+    CHECK_EQ_INT(run_dmnsp(args, &output), 0);
+    json_value *root = NULL;
+    if (output != NULL)
+        CHECK_OK(json_parse(output, strlen(output), &root));
+    free(output);
+    if (root == NULL)
+        return;
+
+    const char *const images[2] = {"gradient.jpg", "gradient.png"};
+    static float reference[2 * CLASSES];
+    reference_logits(model, images, 2, prompts, CLASSES, reference);
+    const json_value *list_value = json_object_get(root, "images");
+    CHECK(list_value != NULL);
+    for (size_t i = 0; list_value != NULL && i < list_value->count && i < 2; i++) {
+        const json_value *logits = json_object_get(&list_value->items[i], "logits");
+        CHECK(logits != NULL);
+        if (logits == NULL)
+            continue;
+        CHECK_EQ_INT(logits->count, CLASSES);
+        if (logits->count != CLASSES)
+            continue;
+        float got[CLASSES];
+        for (int c = 0; c < CLASSES; c++)
+            got[c] = (float)logits->items[c].number;
+        test_compare_floats(images[i], got, reference + i * CLASSES, CLASSES, 1e-4, 1.0);
+    }
+    json_free(root);
+}
+
 static void test_infer_table(void)
 {
     char *output = NULL;
@@ -267,6 +317,8 @@ int main(void)
     clip_model *model = write_model("tiny.safetensors");
     if (model != NULL)
         test_infer_json(model);
+    if (model != NULL)
+        test_infer_batches(model);
     test_infer_table();
     test_errors();
     test_preprocess();
