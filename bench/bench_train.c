@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 typedef struct {
     const char *preset;
@@ -144,16 +145,24 @@ int main(int argc, char **argv)
     if (trainer_create(model, &train, &t) != 0 || trainer_begin_task(t, 0, 1e-3, 30, 1000) != 0)
         dist_abort(dmnsp_last_error());
 
-    double timed = 0, loss = 0;
+    double timed = 0, cpu_timed = 0, loss = 0;
     for (int step = 0; step < o.warmup + o.steps; step++) {
+        struct timespec cpu_start, cpu_end;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu_start);
         train_step_result result;
         if (train_step(t, images, labels, (int)count, begin, o.batch, prompts, o.classes, step, NULL, NULL,
                        &result) != 0)
             dist_abort(dmnsp_last_error());
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu_end);
         double seconds = result.seconds;
+        double cpu_seconds =
+            (double)(cpu_end.tv_sec - cpu_start.tv_sec) + 1e-9 * (double)(cpu_end.tv_nsec - cpu_start.tv_nsec);
         MPI_Allreduce(MPI_IN_PLACE, &seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-        if (step >= o.warmup)
+        MPI_Allreduce(MPI_IN_PLACE, &cpu_seconds, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+        if (step >= o.warmup) {
             timed += seconds;
+            cpu_timed += cpu_seconds;
+        }
         loss = result.loss;
     }
 
@@ -166,6 +175,11 @@ int main(int argc, char **argv)
                o.classes, size, o.recompute ? "on" : "off", getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS") : "default");
         printf("train_step: %.3f s/step, %.2f images/s over %d steps (last loss %.4f)\n", timed / o.steps,
                o.batch * o.steps / timed, o.steps, loss);
+        /* CPU time summed over ranks and threads: on a shared machine,
+         * wall time depends on the load while this does much less (spin
+         * waiting of idle threads still counts). */
+        printf("cpu time: %.3f s/step, %.2f images per CPU second\n", cpu_timed / o.steps,
+               o.batch * o.steps / cpu_timed);
         printf("peak RSS: %.1f MiB per rank (max over ranks); workspace %.1f MiB\n", max_peak_mib,
                (double)clip_workspace_bytes(trainer_workspace(t)) / (1024.0 * 1024.0));
     }
