@@ -32,6 +32,7 @@ struct trainer {
     lr_schedule schedule;
     adamw_range_factor *factors;
     int n_factors;
+    adamw_step_stats task_nonfinite; /* summed over the task's steps */
 };
 
 train_config train_default_config(void)
@@ -132,6 +133,7 @@ int trainer_begin_task(trainer *t, int task, double base_lr, long warmup_steps, 
     t->factors = NULL;
     t->n_factors = 0;
     t->task_dropout_seed = mix_seed(t->config.dropout_seed, (uint64_t)task);
+    memset(&t->task_nonfinite, 0, sizeof t->task_nonfinite);
     t->task_started = 1;
     return 0;
 }
@@ -274,6 +276,9 @@ int train_step(trainer *t, const float *images_local, const int *labels_local, i
     if (adamw_step(&t->optimizer, clip_model_adapters(t->model), t->gradients, lr, t->factors, t->n_factors,
                    &out->nonfinite) != 0)
         return dmnsp_fail_prefix("train step %d", step);
+    t->task_nonfinite.gradient_nonfinite += out->nonfinite.gradient_nonfinite;
+    t->task_nonfinite.moment_nonfinite += out->nonfinite.moment_nonfinite;
+    t->task_nonfinite.parameter_nonfinite += out->nonfinite.parameter_nonfinite;
 
     out->loss = summary[0];
     out->correct = (long)summary[1];
@@ -313,6 +318,11 @@ int train_predict(trainer *t, const float *images, int n, const float *text_feat
         loss_predict(t->image_features, count, text_features, n_classes, t->embed_dim, predictions + begin);
     }
     return 0;
+}
+
+adamw_step_stats trainer_task_nonfinite(const trainer *t)
+{
+    return t->task_nonfinite;
 }
 
 clip_model *trainer_model(trainer *t)

@@ -108,8 +108,14 @@ int train_encode_class_texts(trainer *t, const int32_t *prompt_tokens, int n_cla
 int train_predict(trainer *t, const float *images, int n, const float *text_features, int n_classes,
                   int *predictions);
 
+/* Non-finite counts summed over the steps of the current task (zeroed by
+ * trainer_begin_task), for the per-task report. */
+adamw_step_stats trainer_task_nonfinite(const trainer *t);
+
 /* The model, its workspace (adapter outputs of the last image forward,
- * for covariances) and the AdamW state (checkpoints). */
+ * for covariances) and the AdamW state. To resume a task mid-way, call
+ * trainer_begin_task, then copy the saved moments into m and v of
+ * trainer_optimizer() and set its step to the steps already taken. */
 clip_model *trainer_model(trainer *t);
 clip_workspace *trainer_workspace(trainer *t);
 adamw *trainer_optimizer(trainer *t);

@@ -5,8 +5,9 @@
  * adapters after several steps must agree, including a step in which one
  * rank has no images. Also checks that the hook sees the same gradient on
  * every rank, that update factors of 0 freeze a range, that a failure on
- * one rank fails the step everywhere without a hang, and that the
- * evaluation helpers give the same predictions sharded or whole. */
+ * one rank fails the step everywhere without a hang, that non-finite
+ * gradients are counted per step and per task, and the evaluation
+ * helpers. */
 #include "dmnsp/clip.h"
 #include "dmnsp/dist.h"
 #include "dmnsp/error.h"
@@ -126,6 +127,13 @@ static int record_gradient(void *context, float *gradients, int step)
         sum += (double)gradients[i] * (i % 7 + 1);
     record->checksum = sum;
     memcpy(record->gradients, gradients, record->count * sizeof *gradients);
+    return 0;
+}
+
+static int poison_gradient(void *context, float *gradients, int step)
+{
+    gradients[0] = INFINITY;
+    gradients[1] = NAN;
     return 0;
 }
 
@@ -312,6 +320,23 @@ int main(int argc, char **argv)
     CHECK_FAILS_WITH(train_step(shared, images + begin * image_floats, labels + begin, (int)count, begin,
                                 MAX_BATCH + 1, prompts, CLASSES, 1, NULL, NULL, &result),
                      "local batches sum to 7 images, but the global batch size is 8");
+
+    /* Non-finite gradients (here put in by the hook) are counted per step
+     * and summed over the task. */
+    CHECK_OK(trainer_begin_task(shared, 2, 1e-3, 0, 4));
+    for (int step = 0; step < 2; step++) {
+        CHECK_OK(train_step(shared, images + begin * image_floats, labels + begin, (int)count, begin, MAX_BATCH,
+                            prompts, CLASSES, step, poison_gradient, NULL, &result));
+        CHECK_EQ_INT(result.nonfinite.gradient_nonfinite, 2);
+        CHECK_EQ_INT(result.nonfinite.parameter_nonfinite, 2);
+    }
+    adamw_step_stats task_counts = trainer_task_nonfinite(shared);
+    CHECK_EQ_INT(task_counts.gradient_nonfinite, 4);
+    CHECK_EQ_INT(task_counts.parameter_nonfinite, 4);
+    CHECK(isnan(adapters[0]));
+    CHECK(isfinite(adapters[2]));
+    CHECK_OK(trainer_begin_task(shared, 3, 1e-3, 0, 4));
+    CHECK_EQ_INT(trainer_task_nonfinite(shared).gradient_nonfinite, 0);
 
     trainer_free(shared);
     trainer_free(alone);
