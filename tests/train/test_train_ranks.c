@@ -256,7 +256,7 @@ int main(int argc, char **argv)
         int alone_predictions[EVAL_IMAGES];
         CHECK_OK(train_encode_class_texts(alone, prompts, CLASSES, alone_text));
         test_compare_floats("text features, sharded vs one process", text_features, alone_text,
-                            (size_t)CLASSES * config.embed_dim, 1e-5, 1e-2);
+                            (size_t)CLASSES * config.embed_dim, 1e-4, 1e-2);
         CHECK_OK(train_predict(alone, images, EVAL_IMAGES, alone_text, CLASSES, alone_predictions));
         CHECK(memcmp(predictions, alone_predictions, sizeof predictions) == 0);
         free(alone_text);
