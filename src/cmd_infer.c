@@ -269,9 +269,9 @@ static int encode_classes(infer_state *s)
     const clip_config *config = clip_model_config(s->model);
     DMNSP_TRY(tokenizer_load(s->options.vocab, &s->tokens));
     if (tokenizer_vocab_size(s->tokens) != config->vocab_size)
-        return dmnsp_fail("the vocabulary %s has %d tokens but the weights' token embedding has %d rows (pass the "
-                          "vocabulary these weights were trained with: --vocab)",
-                          tokenizer_description(s->tokens), tokenizer_vocab_size(s->tokens), config->vocab_size);
+        return dmnsp_fail("vocabulary %s does not match the weights, whose token embedding has %d rows (pass the "
+                          "vocabulary these weights were trained with to --vocab)",
+                          tokenizer_description(s->tokens), config->vocab_size);
 
     /* One prompt per class: the template with {} replaced by the name. */
     const char *slot = strstr(s->options.template_text, "{}");

@@ -280,7 +280,7 @@ static void test_errors(void)
     const char merges[] = "header\nc a\n";
     CHECK_OK(test_write_file("small_merges.txt", merges, strlen(merges)));
     check_exit("infer --weights tiny.safetensors --vocab small_merges.txt --classes a,b gradient.png", 1,
-               "has 515 tokens but the weights' token embedding has 514 rows");
+               "515 tokens) does not match the weights, whose token embedding has 514 rows");
 }
 
 static void test_preprocess(void)
