@@ -69,6 +69,10 @@ void nullspace_collector_destroy(nullspace_collector *c)
     free(c->row_count);
     free(c->chunk);
     free(c->covariance);
+    free(c->hidden_gram);
+    free(c->hidden_chunk);
+    free(c->up_matrix);
+    free(c->up_times_gram);
     free(c);
 }
 
@@ -79,6 +83,8 @@ void nullspace_collector_reset(nullspace_collector *c)
     memset(c->row_count, 0, (size_t)c->blocks * sizeof(long));
 }
 
+/* Appends COUNT rows to the kept rows of BLOCK, growing the storage; with
+ * ROWS NULL it only makes room for them. */
 static int keep_rows(nullspace_collector *c, int block, const float *rows, long count)
 {
     size_t d = (size_t)c->width;
@@ -94,7 +100,8 @@ static int keep_rows(nullspace_collector *c, int block, const float *rows, long 
         c->rows[block] = grown;
         c->row_capacity[block] = capacity;
     }
-    memcpy(c->rows[block] + (size_t)c->row_count[block] * d, rows, (size_t)count * d * sizeof(float));
+    if (rows != NULL)
+        memcpy(c->rows[block] + (size_t)c->row_count[block] * d, rows, (size_t)count * d * sizeof(float));
     return 0;
 }
 
@@ -121,6 +128,91 @@ int nullspace_collector_add(nullspace_collector *c, int block, const float *rows
             c->chunk[i] = source[i];
         cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, d, (int)n, 1.0, c->chunk, d, 1.0, covariance, d);
     }
+    c->row_count[block] += count;
+    return 0;
+}
+
+/* Sizes the factored-input buffers for BOTTLENECK (grown, never shrunk). */
+static int reserve_factored(nullspace_collector *c, int bottleneck)
+{
+    if (bottleneck <= c->factored_bottleneck)
+        return 0;
+    size_t h = (size_t)bottleneck + 1, d = (size_t)c->width;
+    free(c->hidden_gram);
+    free(c->hidden_chunk);
+    free(c->up_matrix);
+    free(c->up_times_gram);
+    c->hidden_gram = dmnsp_malloc(h * h * sizeof(double), "nullspace hidden Gram matrix");
+    c->hidden_chunk = dmnsp_malloc((size_t)COLLECT_CHUNK_ROWS * h * sizeof(double), "nullspace hidden rows");
+    c->up_matrix = dmnsp_malloc(d * h * sizeof(double), "nullspace up projection");
+    c->up_times_gram = dmnsp_malloc(d * h * sizeof(double), "nullspace up projection times Gram");
+    if (c->hidden_gram == NULL || c->hidden_chunk == NULL || c->up_matrix == NULL || c->up_times_gram == NULL) {
+        c->factored_bottleneck = 0;
+        return -1;
+    }
+    c->factored_bottleneck = bottleneck;
+    return 0;
+}
+
+/* Forms the adapter outputs a = scale (z up_w^T + up_b) of COUNT hidden
+ * rows and appends them to the kept rows of BLOCK. */
+static int keep_factored_rows(nullspace_collector *c, int block, const float *hidden, long count, int bottleneck,
+                              const float *up_w, const float *up_b, float scale)
+{
+    size_t d = (size_t)c->width;
+    DMNSP_TRY(keep_rows(c, block, NULL, count));
+    float *rows = c->rows[block] + (size_t)(c->row_count[block]) * d;
+    for (long r = 0; r < count; r++)
+        for (size_t col = 0; col < d; col++)
+            rows[(size_t)r * d + col] = scale * up_b[col];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)count, (int)d, bottleneck, scale, hidden, bottleneck,
+                up_w, bottleneck, 1.0f, rows, (int)d);
+    return 0;
+}
+
+int nullspace_collector_add_factored(nullspace_collector *c, int block, const float *hidden, long count,
+                                     int bottleneck, const float *up_w, const float *up_b, float scale)
+{
+    if (block < 0 || block >= c->blocks)
+        return dmnsp_fail("nullspace: block %d is out of range (expected 0..%d)", block, c->blocks - 1);
+    if (count < 0 || bottleneck < 1 || (count > 0 && (hidden == NULL || up_w == NULL || up_b == NULL)))
+        return dmnsp_fail("nullspace: invalid factored rows for block %d (count %ld, bottleneck %d)", block, count,
+                          bottleneck);
+    if (count == 0)
+        return 0;
+    DMNSP_TRY(reserve_factored(c, bottleneck));
+    if (c->keep_rows)
+        DMNSP_TRY(keep_factored_rows(c, block, hidden, count, bottleneck, up_w, up_b, scale));
+
+    /* Gram matrix of the hidden rows extended by a constant 1 (for the
+     * bias), upper triangle, accumulated in double. */
+    int h = bottleneck + 1, d = c->width;
+    memset(c->hidden_gram, 0, (size_t)h * h * sizeof(double));
+    for (long start = 0; start < count; start += COLLECT_CHUNK_ROWS) {
+        long n = count - start < COLLECT_CHUNK_ROWS ? count - start : COLLECT_CHUNK_ROWS;
+        for (long r = 0; r < n; r++) {
+            const float *source = hidden + (size_t)(start + r) * bottleneck;
+            double *target = c->hidden_chunk + (size_t)r * h;
+            for (int x = 0; x < bottleneck; x++)
+                target[x] = source[x];
+            target[bottleneck] = 1.0;
+        }
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, h, (int)n, 1.0, c->hidden_chunk, h, 1.0, c->hidden_gram,
+                    h);
+    }
+    nullspace_symmetrize_upper(c->hidden_gram, h);
+
+    /* C += scale^2 M G M^T with M = [up_w | up_b] (d x h). */
+    for (int r = 0; r < d; r++) {
+        for (int x = 0; x < bottleneck; x++)
+            c->up_matrix[(size_t)r * h + x] = up_w[(size_t)r * bottleneck + x];
+        c->up_matrix[(size_t)r * h + bottleneck] = up_b[r];
+    }
+    double *covariance = c->covariance + (size_t)block * d * d;
+    cblas_dsymm(CblasRowMajor, CblasRight, CblasUpper, d, h, 1.0, c->hidden_gram, h, c->up_matrix, h, 0.0,
+                c->up_times_gram, h);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d, d, h, (double)scale * scale, c->up_times_gram, h,
+                c->up_matrix, h, 1.0, covariance, d);
     c->row_count[block] += count;
     return 0;
 }

@@ -14,6 +14,11 @@ struct nullspace_collector {
     long *row_count;    /* L, local rows since the last reset */
     float **rows;       /* L pointers to row_capacity[l] x d floats (keep_rows) */
     long *row_capacity;
+    /* Factored input: (b+1) x (b+1) Gram matrix, its rows, M = [up_w | up_b]
+     * and M times the Gram matrix (d x (b+1)), all double, for the largest
+     * bottleneck b seen so far. */
+    int factored_bottleneck;
+    double *hidden_gram, *hidden_chunk, *up_matrix, *up_times_gram;
 };
 
 /* The rank groups that share blocks: rank r is in group r mod G, block l

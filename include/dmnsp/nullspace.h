@@ -182,6 +182,15 @@ void nullspace_collector_reset(nullspace_collector *collector);
  * token, tokens of all local images) to BLOCK: C += rows^T rows, accumulated
  * in double with dsyrk over chunks. Local, not collective. */
 int nullspace_collector_add(nullspace_collector *collector, int block, const float *rows, long count);
+/* Adds COUNT adapter outputs of BLOCK given in factored form, a = SCALE *
+ * (UP_W z + UP_B), from the adapter's hidden activations HIDDEN (COUNT x
+ * BOTTLENECK floats: z after ReLU and dropout), UP_W (d x BOTTLENECK) and
+ * UP_B (d). The covariance gains SCALE^2 M (sum [z;1][z;1]^T) M^T with
+ * M = [UP_W | UP_B], the same as nullspace_collector_add on the rows a up
+ * to rounding, at O(COUNT b^2 + d^2 b) instead of O(COUNT d^2) work. With
+ * keep_rows the rows a are formed and kept. Local, not collective. */
+int nullspace_collector_add_factored(nullspace_collector *collector, int block, const float *hidden, long count,
+                                     int bottleneck, const float *up_w, const float *up_b, float scale);
 /* Local rows added to BLOCK since the last reset. */
 long nullspace_collector_rows(const nullspace_collector *collector, int block);
 /* Collective: the covariance of BLOCK summed over all ranks, symmetric,

@@ -373,6 +373,74 @@ static void test_build_bases_on_all_ranks(void)
     nullspace_state_destroy(state);
 }
 
+/* Factored adapter outputs a = scale (up_w z + up_b) give the covariance
+ * and kept rows of the explicit rows, and SLEPc works on the kept rows. */
+static void test_factored_rows_match_explicit(void)
+{
+    enum { D = 30, H = 6, ROWS = 41 };
+    const float scale = 0.1f;
+    nullspace_options o;
+    nullspace_options_default(&o, 2, D, H);
+    o.top_select = 2;
+    nullspace_collector *factored = NULL, *explicit_rows = NULL;
+    CHECK_OK(nullspace_collector_create(&o, 1, 4, &factored));
+    CHECK_OK(nullspace_collector_create(&o, 1, 4, &explicit_rows));
+    if (factored == NULL || explicit_rows == NULL)
+        return;
+
+    test_random g = {61};
+    float up_w[D * H], up_b[D], hidden[ROWS * H], rows[ROWS * D];
+    for (int x = 0; x < D * H; x++)
+        up_w[x] = (float)test_normal(&g);
+    for (int x = 0; x < D; x++)
+        up_b[x] = (float)(0.3 * test_normal(&g));
+    for (int x = 0; x < ROWS * H; x++)
+        hidden[x] = test_uniform(&g) < 0.3 ? 0.0f : (float)fabs(test_normal(&g)); /* ReLU, dropout zeros */
+    for (int r = 0; r < ROWS; r++)
+        for (int c = 0; c < D; c++) {
+            double sum = up_b[c];
+            for (int x = 0; x < H; x++)
+                sum += (double)up_w[c * H + x] * hidden[r * H + x];
+            rows[r * D + c] = (float)(scale * sum);
+        }
+
+    /* This rank's rows, added in two calls to cross the call boundary. */
+    long begin = 0, count = 0;
+    dist_shard(ROWS, rank, size, &begin, &count);
+    long half = count / 2;
+    CHECK_OK(nullspace_collector_add_factored(factored, 1, hidden + begin * H, half, H, up_w, up_b, scale));
+    CHECK_OK(nullspace_collector_add_factored(factored, 1, hidden + (begin + half) * H, count - half, H, up_w, up_b,
+                                              scale));
+    CHECK_OK(nullspace_collector_add(explicit_rows, 1, rows + begin * D, count));
+    CHECK_OK(nullspace_collector_add(factored, 0, rows, ROWS));
+    CHECK_OK(nullspace_collector_add(explicit_rows, 0, rows, ROWS));
+    CHECK_EQ_INT(nullspace_collector_rows(factored, 1), count);
+
+    double from_factored[D * D], from_rows[D * D];
+    CHECK_OK(nullspace_collector_allreduce(factored, 1, from_factored));
+    CHECK_OK(nullspace_collector_allreduce(explicit_rows, 1, from_rows));
+    double largest = 0;
+    for (int x = 0; x < D * D; x++)
+        largest = fmax(largest, fabs(from_rows[x]));
+    test_compare_doubles("factored covariance", from_factored, from_rows, D * D, 1e-6, largest);
+
+    nullspace_decomposition a, b;
+    CHECK_OK(nullspace_decompose(factored, NULLSPACE_SOLVER_SLEPC, 0, &a));
+    CHECK_OK(nullspace_decompose(explicit_rows, NULLSPACE_SOLVER_SLEPC, 0, &b));
+    if (a.top != NULL && b.top != NULL) {
+        test_compare_doubles("factored top eigenvalues", a.eigvals + D, b.eigvals + D, 2, 1e-5, 1.0);
+        double distance = subspace_distance(a.top + D * 2, b.top + D * 2, D, 2);
+        if (!(distance < 1e-4))
+            test_report_failure(__FILE__, __LINE__, "factored rows: top-2 subspace %g away", distance);
+    }
+    nullspace_decomposition_free(&a);
+    nullspace_decomposition_free(&b);
+    CHECK_FAILS_WITH(nullspace_collector_add_factored(factored, 0, hidden, 3, 0, up_w, up_b, scale),
+                     "invalid factored rows for block 0");
+    nullspace_collector_destroy(factored);
+    nullspace_collector_destroy(explicit_rows);
+}
+
 int main(int argc, char **argv)
 {
     CHECK_OK(dist_init(argv[0], argc - 1, argv + 1));
@@ -385,6 +453,7 @@ int main(int argc, char **argv)
     test_lambda_hand_built_k2();
     test_solvers_agree();
     test_build_bases_on_all_ranks();
+    test_factored_rows_match_explicit();
 
     int failures = test_failures, all_failures = 0;
     MPI_Allreduce(&failures, &all_failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
