@@ -7,7 +7,8 @@
  * Defaults are ViT-B/16 shapes: one basis batch of 128 images x 197 tokens
  * per block (rows split over the ranks), 12 blocks of width 768, features
  * of rank 65 plus uniform noise. It reports the time to collect the
- * covariances (dsyrk, once), then for each solver in LIST (default
+ * covariances from the factored form (hidden width 65) and from the rows
+ * (dsyrk), then for each solver in LIST (default
  * lapack,scalapack,slepc) the time to build the bases of a task (reduce,
  * decompose, broadcast) and to compute lambda from the same batch. A basis
  * step costs collect + build bases. Then it times one projection of every
@@ -87,6 +88,30 @@ static int bench_collect(const bench_settings *b, float **features, long rows, n
         printf("collect     %d blocks, dsyrk over all ranks: %.3f s (%.1f GFLOP/s summed over ranks)\n", b->blocks,
                collect, flops / collect / 1e9);
     fflush(stdout);
+    return 0;
+}
+
+/* The same covariances from the factored form: HIDDEN[l] (rows x P) and
+ * UP_W[l] (D x P) with zero bias and scale 1 (the noise term is absent). */
+static int bench_collect_factored(const bench_settings *b, float **hidden, float **up_w, long rows)
+{
+    nullspace_options o;
+    nullspace_options_default(&o, b->blocks, b->width, b->bottleneck);
+    nullspace_collector *collector = NULL;
+    DMNSP_TRY(nullspace_collector_create(&o, 0, 0, &collector));
+    float *bias = calloc((size_t)b->width, sizeof(float));
+    if (bias == NULL)
+        return dmnsp_fail("bench: out of memory");
+    MPI_Barrier(MPI_COMM_WORLD);
+    double start = MPI_Wtime();
+    for (int l = 0; l < b->blocks; l++)
+        DMNSP_TRY(nullspace_collector_add_factored(collector, l, hidden[l], rows, b->rank, up_w[l], bias, 1.0f));
+    double collect = slowest(MPI_Wtime() - start);
+    if (dist_rank() == 0)
+        printf("collect     %d blocks, factored (hidden width %d): %.3f s\n", b->blocks, b->rank, collect);
+    fflush(stdout);
+    free(bias);
+    nullspace_collector_destroy(collector);
     return 0;
 }
 
@@ -202,20 +227,28 @@ static int run(const bench_settings *b)
                "feature rank %d\n",
                dist_size(), b->blocks, b->width, b->images, b->tokens, total_rows, b->rank);
 
-    float *coefficients = malloc((size_t)rows * b->rank * sizeof(float));
     float *directions = malloc((size_t)b->rank * b->width * sizeof(float));
-    float *features[b->blocks];
-    if (coefficients == NULL || directions == NULL)
+    float *features[b->blocks], *hidden[b->blocks], *up_w[b->blocks];
+    if (directions == NULL)
         return dmnsp_fail("bench: out of memory");
     for (int l = 0; l < b->blocks; l++) {
         features[l] = malloc((size_t)rows * b->width * sizeof(float));
-        if (features[l] == NULL)
+        hidden[l] = malloc((size_t)rows * b->rank * sizeof(float));
+        up_w[l] = malloc((size_t)b->width * b->rank * sizeof(float));
+        if (features[l] == NULL || hidden[l] == NULL || up_w[l] == NULL)
             return dmnsp_fail("bench: out of memory for the features of block %d", l);
-        make_features(b, l, rows, coefficients, directions, features[l]);
+        make_features(b, l, rows, hidden[l], directions, features[l]);
+        for (int r = 0; r < b->rank; r++)
+            for (int c = 0; c < b->width; c++)
+                up_w[l][(size_t)c * b->rank + r] = directions[(size_t)r * b->width + c];
     }
-    free(coefficients);
     free(directions);
 
+    DMNSP_TRY(bench_collect_factored(b, hidden, up_w, rows));
+    for (int l = 0; l < b->blocks; l++) {
+        free(hidden[l]);
+        free(up_w[l]);
+    }
     nullspace_collector *collector = NULL;
     DMNSP_TRY(bench_collect(b, features, rows, &collector));
     for (int l = 0; l < b->blocks; l++)
