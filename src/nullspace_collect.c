@@ -31,7 +31,8 @@ int nullspace_collector_create(const nullspace_options *options, int keep_rows, 
     c->covariance = dmnsp_calloc((size_t)blocks * d * d, sizeof(double), "nullspace covariances");
     c->chunk = dmnsp_malloc((size_t)COLLECT_CHUNK_ROWS * d * sizeof(double), "nullspace row chunk");
     c->row_count = dmnsp_calloc((size_t)blocks, sizeof(long), "nullspace row counts");
-    if (c->covariance == NULL || c->chunk == NULL || c->row_count == NULL) {
+    c->covered_rows = dmnsp_calloc((size_t)blocks, sizeof(long), "nullspace covered row counts");
+    if (c->covariance == NULL || c->chunk == NULL || c->row_count == NULL || c->covered_rows == NULL) {
         nullspace_collector_destroy(c);
         return -1;
     }
@@ -67,6 +68,7 @@ void nullspace_collector_destroy(nullspace_collector *c)
     free(c->rows);
     free(c->row_capacity);
     free(c->row_count);
+    free(c->covered_rows);
     free(c->chunk);
     free(c->covariance);
     free(c->hidden_gram);
@@ -81,6 +83,7 @@ void nullspace_collector_reset(nullspace_collector *c)
     size_t d = (size_t)c->width;
     memset(c->covariance, 0, (size_t)c->blocks * d * d * sizeof(double));
     memset(c->row_count, 0, (size_t)c->blocks * sizeof(long));
+    memset(c->covered_rows, 0, (size_t)c->blocks * sizeof(long));
 }
 
 /* Appends COUNT rows to the kept rows of BLOCK, growing the storage; with
@@ -106,17 +109,8 @@ static int keep_rows(nullspace_collector *c, int block, const float *rows, long 
 }
 
 /* C (d x d, upper triangle) += rows^T rows for ROWS (count x d floats). */
-int nullspace_collector_add(nullspace_collector *c, int block, const float *rows, long count)
+static void accumulate_rows(nullspace_collector *c, int block, const float *rows, long count)
 {
-    if (block < 0 || block >= c->blocks)
-        return dmnsp_fail("nullspace: block %d is out of range (expected 0..%d)", block, c->blocks - 1);
-    if (count < 0 || (count > 0 && rows == NULL))
-        return dmnsp_fail("nullspace: invalid rows for block %d (count %ld)", block, count);
-    if (count == 0)
-        return 0;
-    if (c->keep_rows)
-        DMNSP_TRY(keep_rows(c, block, rows, count));
-
     int d = c->width;
     double *covariance = c->covariance + (size_t)block * d * d;
     for (long start = 0; start < count; start += COLLECT_CHUNK_ROWS) {
@@ -128,6 +122,35 @@ int nullspace_collector_add(nullspace_collector *c, int block, const float *rows
             c->chunk[i] = source[i];
         cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, d, (int)n, 1.0, c->chunk, d, 1.0, covariance, d);
     }
+}
+
+void nullspace_collector_update_covariance(nullspace_collector *c)
+{
+    if (!c->keep_rows)
+        return;
+    size_t d = (size_t)c->width;
+    for (int l = 0; l < c->blocks; l++) {
+        long pending = c->row_count[l] - c->covered_rows[l];
+        if (pending > 0)
+            accumulate_rows(c, l, c->rows[l] + (size_t)c->covered_rows[l] * d, pending);
+        c->covered_rows[l] = c->row_count[l];
+    }
+}
+
+int nullspace_collector_add(nullspace_collector *c, int block, const float *rows, long count)
+{
+    if (block < 0 || block >= c->blocks)
+        return dmnsp_fail("nullspace: block %d is out of range (expected 0..%d)", block, c->blocks - 1);
+    if (count < 0 || (count > 0 && rows == NULL))
+        return dmnsp_fail("nullspace: invalid rows for block %d (count %ld)", block, count);
+    if (count == 0)
+        return 0;
+    /* Kept rows enter the covariance only when a dense solver needs it, so
+     * a top-k SLEPc solve never pays for the d x d products. */
+    if (c->keep_rows)
+        DMNSP_TRY(keep_rows(c, block, rows, count));
+    else
+        accumulate_rows(c, block, rows, count);
     c->row_count[block] += count;
     return 0;
 }
@@ -181,8 +204,14 @@ int nullspace_collector_add_factored(nullspace_collector *c, int block, const fl
     if (count == 0)
         return 0;
     DMNSP_TRY(reserve_factored(c, bottleneck));
-    if (c->keep_rows)
+    if (c->keep_rows) {
+        /* Kept raw rows before these enter the covariance now; these rows
+         * are covered by the factored product below. */
         DMNSP_TRY(keep_factored_rows(c, block, hidden, count, bottleneck, up_w, up_b, scale));
+        long pending = c->row_count[block] - c->covered_rows[block];
+        if (pending > 0)
+            accumulate_rows(c, block, c->rows[block] + (size_t)c->covered_rows[block] * c->width, pending);
+    }
 
     /* Gram matrix of the hidden rows extended by a constant 1 (for the
      * bias), upper triangle, accumulated in double. */
@@ -214,6 +243,8 @@ int nullspace_collector_add_factored(nullspace_collector *c, int block, const fl
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d, d, h, (double)scale * scale, c->up_times_gram, h,
                 c->up_matrix, h, 1.0, covariance, d);
     c->row_count[block] += count;
+    if (c->keep_rows)
+        c->covered_rows[block] = c->row_count[block];
     return 0;
 }
 
@@ -232,10 +263,11 @@ void nullspace_symmetrize_upper(double *a, int d)
             a[(size_t)r * d + col] = a[(size_t)col * d + r];
 }
 
-int nullspace_collector_allreduce(const nullspace_collector *c, int block, double *covariance)
+int nullspace_collector_allreduce(nullspace_collector *c, int block, double *covariance)
 {
     if (block < 0 || block >= c->blocks)
         return dmnsp_fail("nullspace: block %d is out of range (expected 0..%d)", block, c->blocks - 1);
+    nullspace_collector_update_covariance(c);
     int d = c->width;
     const double *local = c->covariance + (size_t)block * d * d;
     if (MPI_Allreduce(local, covariance, d * d, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)

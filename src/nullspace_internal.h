@@ -12,6 +12,7 @@ struct nullspace_collector {
     double *covariance; /* L x d x d, upper triangle accumulated */
     double *chunk;      /* COLLECT_CHUNK_ROWS x d conversion buffer */
     long *row_count;    /* L, local rows since the last reset */
+    long *covered_rows; /* L, kept rows already in the covariance */
     float **rows;       /* L pointers to row_capacity[l] x d floats (keep_rows) */
     long *row_capacity;
     /* Factored input: (b+1) x (b+1) Gram matrix, its rows, M = [up_w | up_b]
@@ -42,6 +43,10 @@ int nullspace_groups_create(int blocks, nullspace_groups *groups);
 void nullspace_groups_free(nullspace_groups *groups);
 
 void nullspace_symmetrize_upper(double *a, int d);
+
+/* Adds the kept rows not yet in the covariance (keep_rows collectors defer
+ * the d x d products until a dense solver needs them). */
+void nullspace_collector_update_covariance(nullspace_collector *collector);
 
 /* Eigenvalues (descending) and eigenvectors of the symmetric A (d x d,
  * overwritten): LAPACK dsyevd for all of them (VECTORS d x d, column c =

@@ -44,10 +44,19 @@ int nullspace_slepc_top(const nullspace_collector *c, int block, double *values,
     PetscScalar *values_local = NULL;
     PETSC_CHECK(MatDenseGetArrayWrite(activations, &values_local));
     PETSC_CHECK(MatDenseGetLDA(activations, &lda));
-    for (PetscInt col = 0; col < d; col++) {
-        PetscScalar *column = values_local + (size_t)col * lda;
-        for (PetscInt r = 0; r < local_rows; r++)
-            column[r] = rows[(size_t)r * d + col];
+    /* Transpose in tiles so that both the row-major source and the
+     * column-major target are read and written within cache lines. */
+    enum { TILE = 64 };
+    for (PetscInt r0 = 0; r0 < local_rows; r0 += TILE) {
+        PetscInt r1 = r0 + TILE < local_rows ? r0 + TILE : local_rows;
+        for (PetscInt c0 = 0; c0 < d; c0 += TILE) {
+            PetscInt c1 = c0 + TILE < d ? c0 + TILE : d;
+            for (PetscInt col = c0; col < c1; col++) {
+                PetscScalar *column = values_local + (size_t)col * lda;
+                for (PetscInt r = r0; r < r1; r++)
+                    column[r] = rows[(size_t)r * d + col];
+            }
+        }
     }
     PETSC_CHECK(MatDenseRestoreArrayWrite(activations, &values_local));
     PETSC_CHECK(MatAssemblyBegin(activations, MAT_FINAL_ASSEMBLY));

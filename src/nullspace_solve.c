@@ -308,6 +308,8 @@ static int decompose_dense(nullspace_collector *c, const nullspace_groups *group
     int is_owner = groups->group_rank == 0;
     int status = 0;
 
+    nullspace_collector_update_covariance(c);
+
     /* Covariance slots of the blocks this rank owns (slot = block / G). */
     double *owned = NULL, *vectors = NULL;
     if (is_owner) {

@@ -26,10 +26,11 @@
  * the ranks form G = min(R, L) groups: rank r belongs to group r mod G and
  * block l to group l mod G, whose lowest rank l mod G is the block's owner
  * (dist_block_owner(l, R)). Covariances are reduced to the owner
- * (MPI_Reduce per block). The owner decomposes with LAPACK; with the
- * ScaLAPACK solver the whole group (one sub-communicator, a BLACS grid as
- * square as the group size allows) runs pdsyevd on the block, so groups of
- * more than one rank only arise when ranks outnumber blocks. SLEPc solves
+ * (MPI_Reduce per block), and the owner decomposes them with LAPACK. With
+ * the ScaLAPACK solver the whole group runs pdsyevd on the block instead,
+ * over the group's sub-communicator and a BLACS grid as square as the
+ * group size allows. Groups have more than one rank only when ranks
+ * outnumber blocks. SLEPc solves
  * each block over all ranks, using the rows each rank produced. The owner
  * broadcasts the results, so every rank ends with identical bases and an
  * identical lambda.
@@ -180,7 +181,9 @@ void nullspace_collector_destroy(nullspace_collector *collector);
 void nullspace_collector_reset(nullspace_collector *collector);
 /* Adds COUNT local rows (COUNT x d floats, row-major: one adapter output per
  * token, tokens of all local images) to BLOCK: C += rows^T rows, accumulated
- * in double with dsyrk over chunks. Local, not collective. */
+ * in double with dsyrk over chunks. A collector that keeps its rows defers
+ * the dsyrk until a dense solver or nullspace_collector_allreduce needs the
+ * covariance, so a top-k SLEPc solve skips it. Local, not collective. */
 int nullspace_collector_add(nullspace_collector *collector, int block, const float *rows, long count);
 /* Adds COUNT adapter outputs of BLOCK given in factored form, a = SCALE *
  * (UP_W z + UP_B), from the adapter's hidden activations HIDDEN (COUNT x
@@ -195,7 +198,7 @@ int nullspace_collector_add_factored(nullspace_collector *collector, int block, 
 long nullspace_collector_rows(const nullspace_collector *collector, int block);
 /* Collective: the covariance of BLOCK summed over all ranks, symmetric,
  * copied to COVARIANCE (d x d) on every rank. */
-int nullspace_collector_allreduce(const nullspace_collector *collector, int block, double *covariance);
+int nullspace_collector_allreduce(nullspace_collector *collector, int block, double *covariance);
 
 /* ------------------------------------------------------------------------
  * Decomposition of every block (lower level; the state functions call it).
@@ -211,7 +214,7 @@ typedef struct {
 /* Collective: decomposes the covariance of every block collected in
  * COLLECTOR with SOLVER (auto resolves for the world size). FULL requests
  * all eigenvalues and eigenvectors, otherwise only the top k. On return
- * every rank holds the same RESULT (free it with
+ * every rank has the same RESULT (free it with
  * nullspace_decomposition_free). */
 int nullspace_decompose(nullspace_collector *collector, nullspace_solver solver, int full,
                         nullspace_decomposition *result);

@@ -12,8 +12,9 @@
 
 enum { D = 16, L = 3, K = 2, B = 4, T = 3 };
 
-/* Adds T tasks of random orthogonal bases; block 0 of the last task repeats
- * task 0's eigenvectors, so the union of top directions is rank deficient. */
+/* Adds T tasks of random orthogonal bases. Block 0 of the last task repeats
+ * task 0's eigenvectors, which makes the union of its top directions rank
+ * deficient. */
 static void add_random_tasks(nullspace_state *state, test_random *g, double eigvecs[T][L][D * D])
 {
     for (int t = 0; t < T; t++) {
@@ -396,7 +397,8 @@ static void test_state_accessors_round_trip(void)
     CHECK_FAILS_WITH(nullspace_set_lambda(state, lambda), "lambda[1][1] = -1 is invalid");
     lambda[4] = 14.0;
     CHECK_OK(nullspace_set_lambda(state, lambda));
-    CHECK(nullspace_lambda(state) != NULL && nullspace_lambda(state)[5] == 15.0);
+    CHECK(nullspace_lambda(state) != NULL);
+    CHECK(nullspace_lambda(state)[5] == 15.0);
 
     double factors[L];
     nullspace_step_factors(state, factors);
@@ -474,7 +476,8 @@ static void test_projection_needs_lambda(void)
     }
     /* No finished task: nothing to project. */
     CHECK_OK(nullspace_project(state, down_p, up_p, NULL));
-    CHECK(down[1][3] == 1.0f && up[2][5] == 1.0f);
+    CHECK(down[1][3] == 1.0f);
+    CHECK(up[2][5] == 1.0f);
 
     test_random g = {11};
     static double eigvecs[T][L][D * D];
