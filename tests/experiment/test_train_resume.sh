@@ -36,6 +36,16 @@ run 2 train small.yaml "${settings[@]}" output_dir=runs/killed >refused.log 2>&1
     fail "a second run into the unfinished folder was not refused"
 grep -q "resume=auto" refused.log || fail "the refusal does not mention resume=auto: $(cat refused.log)"
 
+# A checkpoint written with other settings, or a truncated one, is rejected.
+run 2 train small.yaml "${settings[@]}" output_dir=runs/killed resume=auto lambda_scale=10 >other.log 2>&1 &&
+    fail "resuming with another lambda_scale was not rejected"
+grep -q "lambda_scale = 30, but this run has lambda_scale = 10" other.log ||
+    fail "the rejection does not name lambda_scale: $(grep error other.log)"
+head -c 4000 runs/killed/checkpoint.h5 >truncated.h5
+run 2 train small.yaml "${settings[@]}" output_dir=runs/truncated resume=$PWD/truncated.h5 >truncated.log 2>&1 &&
+    fail "resuming from a truncated checkpoint was not rejected"
+grep -q "truncated.h5" truncated.log || fail "the rejection does not name the file: $(grep error truncated.log)"
+
 run 2 train small.yaml "${settings[@]}" output_dir=runs/killed resume=auto >resumed.log 2>&1 ||
     fail "the resumed run failed: $(tail -n 20 resumed.log)"
 grep -q "resume: .* finished 2 of 3 tasks" resumed.log || fail "the resumed run did not resume: $(head -n 30 resumed.log)"
