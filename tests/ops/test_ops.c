@@ -6,6 +6,7 @@
 #include "test_util.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -504,6 +505,47 @@ static void test_patch_unfold_matches_convolution(void)
     check_forward("patch unfold + linear vs convolution", out, expected, B * G * G * OC);
 }
 
+/* Large enough for the OpenMP paths: two threads give the same values as
+ * one (elementwise ops bitwise, the bias column sums up to rounding). */
+static void test_two_threads_match_one(void)
+{
+    int N = 600, C = 96, K = 256;
+    size_t n = (size_t)N * C;
+    float *x = malloc(n * sizeof(float)), *w = malloc(C * sizeof(float)), *b = malloc(C * sizeof(float));
+    float *dout = malloc((size_t)N * K * sizeof(float));
+    fill(x, n, 2, 0);
+    fill(w, C, 1, 0);
+    fill(b, C, 1, 0);
+    fill(dout, (size_t)N * K, 1, 0);
+
+    float *results[2][5];
+    for (int threads = 1; threads <= 2; threads++) {
+        omp_set_num_threads(threads);
+        float **r = results[threads - 1];
+        float mean[600], rstd[600];
+        for (int k = 0; k < 4; k++)
+            r[k] = calloc(n, sizeof(float));
+        r[4] = calloc(K, sizeof(float));
+        layernorm_forward(r[0], mean, rstd, x, w, b, N, C);
+        layernorm_backward(r[1], x, x, w, mean, rstd, N, C);
+        quickgelu_forward(r[2], x, n);
+        dropout_forward(r[3], x, 4, N / 4, C, 0.1f, 1, 2, 0, N / 4);
+        linear_backward(NULL, NULL, r[4], dout, NULL, NULL, N, 0, K);
+    }
+    omp_set_num_threads(1);
+    const char *names[4] = {"layernorm forward", "layernorm backward", "quickgelu forward", "dropout forward"};
+    for (int k = 0; k < 4; k++) {
+        char name[96];
+        snprintf(name, sizeof name, "%s with 2 threads vs 1", names[k]);
+        test_compare_floats(name, results[1][k], results[0][k], n, 0, 0);
+    }
+    test_compare_floats("linear dbias with 2 threads vs 1", results[1][4], results[0][4], K, 5e-5, 1.0);
+    for (int t = 0; t < 2; t++)
+        for (int k = 0; k < 5; k++)
+            free(results[t][k]);
+    free(x), free(w), free(b), free(dout);
+}
+
 int main(void)
 {
     test_linear();
@@ -516,5 +558,6 @@ int main(void)
     test_elementwise();
     test_dropout();
     test_patch_unfold_matches_convolution();
+    test_two_threads_match_one();
     return test_finish("test_ops");
 }
