@@ -133,12 +133,54 @@ void layernorm_backward(float *dinp, const float *dout, const float *inp, const 
 
 /* ---- elementwise -------------------------------------------------------- */
 
+static inline int32_t float_bits(float x)
+{
+    int32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    return bits;
+}
+
+static inline float bits_float(int32_t bits)
+{
+    float x;
+    memcpy(&x, &bits, sizeof x);
+    return x;
+}
+
+/* sigmoid(z), written so that loops over it vectorise (libm's expf is a
+ * scalar call, and float comparisons block if-conversion under the default
+ * -ftrapping-math, so clamping and the sign select use integer bit
+ * operations). t = e^-|z| = 2^n · e^r with |r| <= ln 2 / 2 and e^r by a
+ * degree-6 Taylor polynomial; |z| is clamped to 87 so t stays a normal
+ * float. sigmoid = 1/(1+t) for z >= 0 and t/(1+t) below. Relative error
+ * of QuickGELU against double: below 5e-6 over [-120, 120], where the
+ * largest errors sit on outputs below 1e-25 in magnitude. */
+static inline float sigmoid(float z)
+{
+    const float round_magic = 12582912.0f; /* 1.5 · 2^23: adding it rounds to an integer */
+    const int32_t limit = 0x42AE0000;      /* 87.0f */
+    int32_t z_bits = float_bits(z);
+    int32_t abs_bits = z_bits & 0x7FFFFFFF;
+    abs_bits = abs_bits < limit ? abs_bits : limit;
+
+    float a = -bits_float(abs_bits);
+    float n = (a * 1.44269504f + round_magic) - round_magic;
+    float r = a - n * 0.693145752f; /* ln 2, high part (exact product) */
+    r = r - n * 1.42860677e-6f;     /* ln 2, low part */
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
+    float t = p * bits_float(((int32_t)n + 127) << 23);
+
+    float s = 1.0f / (1.0f + t);
+    int32_t negative = z_bits >> 31; /* all ones when z < 0 */
+    return bits_float((float_bits(s) & ~negative) | (float_bits(t * s) & negative));
+}
+
 void quickgelu_forward(float *out, const float *inp, size_t n)
 {
 #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        out[i] = x / (1.0f + expf(-1.702f * x));
+        out[i] = x * sigmoid(1.702f * x);
     }
 }
 
@@ -147,7 +189,7 @@ void quickgelu_backward(float *dinp, const float *dout, const float *inp, size_t
 #pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        float s = 1.0f / (1.0f + expf(-1.702f * x));
+        float s = sigmoid(1.702f * x);
         dinp[i] += dout[i] * (s + 1.702f * x * s * (1.0f - s));
     }
 }

@@ -409,6 +409,30 @@ static void test_elementwise(void)
     free(xd), free(rd);
 }
 
+/* QuickGELU's own exponential over the whole useful range of inputs,
+ * including the saturated tails. The derivative crosses 0 near x = -0.75,
+ * where float cancellation needs an absolute floor. */
+static void test_quickgelu_wide_range(void)
+{
+    size_t n = 24001;
+    float *x = malloc(n * sizeof(float)), *out = malloc(n * sizeof(float)), *dx = calloc(n, sizeof(float));
+    float *ones = malloc(n * sizeof(float));
+    double *expected = malloc(n * sizeof(double)), *expected_dx = malloc(n * sizeof(double));
+    for (size_t i = 0; i < n; i++) {
+        x[i] = -120.0f + 0.01f * (float)i;
+        ones[i] = 1.0f;
+        double s = 1.0 / (1.0 + exp(-1.702 * x[i]));
+        expected[i] = x[i] * s;
+        expected_dx[i] = s + 1.702 * x[i] * s * (1.0 - s);
+    }
+    quickgelu_forward(out, x, n);
+    quickgelu_backward(dx, ones, x, n);
+    double *got = to_double(out, n), *got_dx = to_double(dx, n);
+    test_compare_doubles("quickgelu forward over [-120, 120]", got, expected, n, 2e-6, 1e-6);
+    test_compare_doubles("quickgelu derivative over [-120, 120]", got_dx, expected_dx, n, 1e-5, 1e-2);
+    free(x), free(out), free(dx), free(ones), free(expected), free(expected_dx), free(got), free(got_dx);
+}
+
 /* ---- dropout ------------------------------------------------------------ */
 
 typedef struct {
@@ -556,6 +580,7 @@ int main(void)
     test_attention(1);
     test_attention_large_scores();
     test_elementwise();
+    test_quickgelu_wide_range();
     test_dropout();
     test_patch_unfold_matches_convolution();
     test_two_threads_match_one();
