@@ -269,8 +269,22 @@ int train_step(trainer *t, const float *images_local, const int *labels_local, i
         return dmnsp_fail("train step %d: MPI_Allreduce of %zu adapter gradients failed (MPI error %d)", step,
                           t->adapter_count, mpi_status);
 
-    if (hook != NULL && hook(hook_context, t->gradients, step) != 0)
-        return dmnsp_fail_prefix("train step %d: gradient hook", step);
+    /* The hook runs on every rank's copy; when it fails anywhere, no rank
+     * takes the AdamW step, so the adapters stay identical across ranks. */
+    if (hook != NULL) {
+        int hook_failed = hook(hook_context, t->gradients, step) != 0;
+        if (hook_failed)
+            dmnsp_fail_prefix("train step %d: gradient hook", step);
+        int any_failed = hook_failed;
+        mpi_status = MPI_Allreduce(MPI_IN_PLACE, &any_failed, 1, MPI_INT, MPI_MAX, t->config.comm);
+        if (mpi_status != MPI_SUCCESS)
+            return dmnsp_fail("train step %d: MPI_Allreduce of the hook status failed (MPI error %d)", step,
+                              mpi_status);
+        if (hook_failed)
+            return -1;
+        if (any_failed)
+            return dmnsp_fail("train step %d: the gradient hook failed on another rank", step);
+    }
 
     double lr = lr_schedule_at(&t->schedule, step);
     if (adamw_step(&t->optimizer, clip_model_adapters(t->model), t->gradients, lr, t->factors, t->n_factors,

@@ -9,7 +9,7 @@
  *      batch, and its backward into both feature sets,
  *   4. backward through both encoders into one adapter-layout gradient
  *      buffer (the text part from this rank's share of d_text),
- *   5. one MPI_Allreduce (sum) of that buffer, so every rank holds the
+ *   5. one MPI_Allreduce (sum) of that buffer, so every rank has the
  *      gradient of the global mean loss,
  *   6. the caller's gradient hook (DMNSP's projection), then
  *   7. AdamW with the task's warm-up + cosine learning rate.
@@ -69,11 +69,12 @@ int trainer_set_update_factors(trainer *t, const adamw_range_factor *factors, in
  * per-block factors of lambda_apply = step). Replaces any earlier ranges. */
 int trainer_set_block_factors(trainer *t, clip_modality modality, const double *factors);
 
-/* Called after the gradient allreduce and before AdamW. GRADIENTS holds
+/* Called after the gradient allreduce and before AdamW. GRADIENTS contains
  * the summed gradient of both encoders in the adapter layout
  * (clip_adapter_count floats), identical on every rank; the hook may
  * change it in place. STEP is the step index within the task. Returns 0,
- * or non-zero (with dmnsp_fail) to fail the step. */
+ * or non-zero (with dmnsp_fail) to fail the step on every rank: a second
+ * small allreduce checks the hook's status before AdamW runs. */
 typedef int (*train_gradient_hook)(void *context, float *gradients, int step);
 
 typedef struct {
@@ -92,7 +93,8 @@ typedef struct {
  * task's class prompts, the same on every rank. STEP is the step index
  * within the task (learning rate, dropout, hook). HOOK may be NULL.
  * Collective over the trainer's communicator. Returns 0, or -1 on every
- * rank when any rank fails before the gradient allreduce. */
+ * rank when any rank fails before the gradient allreduce or in the hook;
+ * the adapters are then unchanged. */
 int train_step(trainer *t, const float *images_local, const int *labels_local, int n_local, long global_offset,
                int n_global, const int32_t *prompt_tokens, int n_classes, int step, train_gradient_hook hook,
                void *hook_context, train_step_result *out);
