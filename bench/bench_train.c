@@ -123,9 +123,13 @@ int main(int argc, char **argv)
     int32_t *prompts = calloc((size_t)o.classes * config.context_length, sizeof *prompts);
     if (images == NULL || labels == NULL || prompts == NULL)
         dist_abort("bench_train: out of memory for the inputs");
-    uint64_t state = 7 + (uint64_t)begin;
-    for (size_t i = 0; i < (size_t)count * image_floats; i++)
-        images[i] = (float)normal(&state);
+    /* Each image's values depend on its global index only, so runs on any
+     * number of ranks train on the same batch. */
+    for (long i = 0; i < count; i++) {
+        uint64_t state = 7 + 1000003ULL * (uint64_t)(begin + i);
+        for (size_t k = 0; k < image_floats; k++)
+            images[(size_t)i * image_floats + k] = (float)normal(&state);
+    }
     for (long i = 0; i < count; i++)
         labels[i] = (int)((begin + i) % o.classes);
     int start_token = config.vocab_size - 2, end_token = config.vocab_size - 1;
