@@ -53,7 +53,7 @@
 
 /* Run-level facts written as root attributes. */
 typedef struct {
-    const char *config_yaml;  /* resolved config as YAML text, or NULL for "" */
+    const char *config_yaml;  /* resolved config as YAML text (at most 60000 bytes), or NULL for "" */
     const char *git_describe; /* NULL: the git describe of this build */
     int ranks;                /* MPI ranks of the run */
 } checkpoint_header;
