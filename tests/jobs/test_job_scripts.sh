@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # jobs/: every config has a Slurm and a PBS script, all scripts are valid
 # bash (and shellcheck-clean when shellcheck is installed), submit.sh turns
 # NODES/RANKS_PER_NODE/THREADS_PER_RANK into scheduler options, and the
@@ -45,6 +46,7 @@ bash "$source_dir/jobs/slurm/submit.sh" no_such_config --dry-run >/dev/null 2>&1
 # The launcher under fake srun/mpirun: thread variables, binding, overrides
 # and PETSc options in the right places.
 mkdir -p fakebin out
+# shellcheck disable=SC2016 # the fake launcher expands these itself
 printf '#!/bin/bash\necho "LAUNCH $0 $*"\necho "threads $OMP_NUM_THREADS $OPENBLAS_NUM_THREADS"\n' >fakebin/srun
 cp fakebin/srun fakebin/mpirun
 chmod +x fakebin/srun fakebin/mpirun

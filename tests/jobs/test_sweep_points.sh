@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # jobs/sweep.sh: a 2x2x2 grid gives 8 points with the expected names and
 # overrides, invalid keys are reported, finished points are skipped, and
 # --slurm writes an 8-task job array that bash accepts.
@@ -13,6 +14,7 @@ fail() {
 }
 
 rm -rf points
+# shellcheck disable=SC2054 # the commas belong to the grid values
 grid=(--grid top_select=1,2 --grid top_k_ratio=0.1,0.2 --grid lambda_scale=10,30)
 output=$(bash "$sweep" "$config" "${grid[@]}" --root points --dry-run --dmnsp "$dmnsp" 2>&1)
 status=$?

@@ -1,3 +1,4 @@
+# shellcheck shell=bash source-path=SCRIPTDIR
 # A real two-point sweep (lambda_scale=10,30) of `dmnsp train` on generated
 # CIFAR-100 data with the tiny model, 2 tasks of 1 epoch, 2 ranks per point: both points finish,
 # a second sweep skips them, a point whose summary line is gone is resumed,
