@@ -193,6 +193,54 @@ static int plot_param_std(const analyze_run *run, const char *out_dir, const cha
     return finish_script(f, script, png, out_dir, gnuplot, pngs);
 }
 
+/* Histograms of the last stored task: one line per block (colour = block),
+ * a panel per modality and tensor. Each block has its own bin edges, so
+ * the counts are plotted as a density (share of entries per unit of
+ * weight), which compares across blocks. */
+static int plot_histograms(const analyze_run *run, int task, const char *out_dir, const char *gnuplot,
+                           analyze_file_list *pngs)
+{
+    char name[64], script[4400], png[4400];
+    snprintf(name, sizeof name, "param_histograms_task_%02d", task);
+    FILE *f = begin_script(out_dir, name, 1400, 900, script, sizeof script, png, sizeof png);
+    if (f == NULL)
+        return -1;
+    for (int m = 0; m < 2; m++)
+        for (int k = 0; k < 2; k++) {
+            int blocks = m == 0 ? run->shape.vision_layers : run->shape.text_layers;
+            fprintf(f, "$%s_%s << EOD\n", modality_names[m], tensor_names[k]);
+            for (int b = 0; b < blocks; b++) {
+                const param_stats *s = analyze_stats(run, task, m, b, k);
+                double total = 0;
+                for (int i = 0; i < PARAM_STATS_BINS; i++)
+                    total += (double)s->histogram[i];
+                for (int i = 0; i < PARAM_STATS_BINS && total > 0; i++) {
+                    double width = s->edges[i + 1] - s->edges[i];
+                    put_value(f, 0.5 * (s->edges[i] + s->edges[i + 1]));
+                    put_value(f, width > 0 ? (double)s->histogram[i] / (total * width) : NAN);
+                    fprintf(f, "\n");
+                }
+                fprintf(f, "\n\n");
+            }
+            fprintf(f, "EOD\n");
+        }
+    int layers = run->max_layers;
+    fprintf(f, "set multiplot layout 2,2 title 'Adapter weight distributions after task %d (%s; colour = block)'\n",
+            task, run->name);
+    fprintf(f, "set xlabel 'weight value'\nset ylabel 'density (share of entries per unit)'\n");
+    fprintf(f, "set cbrange [0:%d]\nset cblabel 'block'\n", layers > 1 ? layers - 1 : 1);
+    for (int m = 0; m < 2; m++)
+        for (int k = 0; k < 2; k++) {
+            int blocks = m == 0 ? run->shape.vision_layers : run->shape.text_layers;
+            fprintf(f, "set title '%s %s'\n", modality_names[m], tensor_names[k]);
+            fprintf(f,
+                    "plot for [b=0:%d] $%s_%s index b using 1:2 with lines lc palette cb b lw 1.2 notitle\n",
+                    blocks - 1, modality_names[m], tensor_names[k]);
+        }
+    fprintf(f, "unset multiplot\n");
+    return finish_script(f, script, png, out_dir, gnuplot, pngs);
+}
+
 /* Change of the adapters between consecutive tasks, summed over blocks. */
 static int plot_delta_norm(const analyze_run *run, const char *out_dir, const char *gnuplot, analyze_file_list *pngs)
 {
@@ -369,8 +417,14 @@ int analyze_plot_run(const analyze_run *run, const char *out_dir, const char *gn
     int consecutive = 0;
     for (int t = 1; run->has_checkpoint && t < run->checkpoint_tasks; t++)
         consecutive |= run->stored[t] && run->stored[t - 1];
+    int last_stored = -1;
+    for (int t = 0; run->has_checkpoint && t < run->checkpoint_tasks; t++)
+        if (run->stored[t])
+            last_stored = t;
     if (run->has_checkpoint && run->checkpoint_tasks > 0) {
         DMNSP_TRY(plot_param_std(run, out_dir, gnuplot, pngs));
+        if (last_stored >= 0)
+            DMNSP_TRY(plot_histograms(run, last_stored, out_dir, gnuplot, pngs));
         if (consecutive)
             DMNSP_TRY(plot_delta_norm(run, out_dir, gnuplot, pngs));
         DMNSP_TRY(plot_lambda(run, out_dir, gnuplot, pngs));

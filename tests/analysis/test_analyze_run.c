@@ -253,8 +253,9 @@ static void check_plots(void)
     output = NULL;
     CHECK_EQ_INT(run_analyze("runs/run_a runs/run_b --out out_plots", &output), 0);
     free(output);
-    const char *names[] = {"param_std.png", "delta_norm.png", "lambda_task_01.png", "lambda_task_02.png",
-                           "accuracy_matrix.png", "forgetting.png"};
+    const char *names[] = {"param_std.png",      "param_histograms_task_02.png", "delta_norm.png",
+                           "lambda_task_01.png", "lambda_task_02.png",           "accuracy_matrix.png",
+                           "forgetting.png"};
     char path[512];
     for (int r = 0; r < 2; r++)
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
