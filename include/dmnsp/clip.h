@@ -77,11 +77,15 @@ typedef struct clip_workspace clip_workspace;
  * MAX_TEXTS token rows (either may be 0 to leave that encoder out).
  * KEEP_FOR_BACKWARD != 0 keeps what backward needs; RECOMPUTE_BLOCKS != 0
  * (with KEEP_FOR_BACKWARD) keeps only each block's input and recomputes
- * the block inside backward, trading one extra forward for memory. */
+ * the block inside backward, trading one extra forward for memory. Kept
+ * activations cost about 10·N·C + H·T²·B floats per block (N = B·T rows),
+ * about 12 GB for 128 ViT-B/16 images, so large batches want recomputation;
+ * clip_workspace_bytes() reports the size. A workspace serves one caller
+ * at a time. */
 int clip_workspace_create(const clip_model *m, int max_images, int max_texts, int keep_for_backward,
                           int recompute_blocks, clip_workspace **out);
 void clip_workspace_free(clip_workspace *ws);
-/* Bytes of activation memory the workspace holds. */
+/* Size in bytes of the workspace's activation memory. */
 size_t clip_workspace_bytes(const clip_workspace *ws);
 
 /* Encodes N images [N, 3, R, R] (already normalised) into FEATURES
@@ -100,7 +104,9 @@ int clip_encode_texts(clip_model *m, clip_workspace *ws, const int32_t *tokens, 
 
 /* Backward of the last encode call of that modality. D_FEATURES
  * [n, embed_dim]; ADDS the adapter gradients into GRADS (adapter layout,
- * clip_adapter_count floats; only that modality's part is touched).
+ * clip_adapter_count floats; only that modality's part is touched). It
+ * reads the current adapter values, so leave them unchanged between an
+ * encode and its backward.
  * Returns -1 when the workspace does not keep activations or no forward
  * ran. */
 int clip_backward_images(clip_model *m, clip_workspace *ws, const float *d_features, float *grads);
