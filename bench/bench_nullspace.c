@@ -6,12 +6,11 @@
  *
  * Defaults are ViT-B/16 shapes: one basis batch of 128 images x 197 tokens
  * per block (rows split over the ranks), 12 blocks of width 768, features
- * of rank 65 plus uniform noise. It reports the time to collect the
- * covariances from the factored form (hidden width 65), then for each
- * solver in LIST (default lapack,scalapack,slepc) the time to collect the
- * rows (dsyrk for the dense solvers, a copy for SLEPc), to build the bases
- * of a task (reduce, decompose, broadcast) and to compute lambda from the
- * same batch. A basis step costs collect + build bases, a lambda step
+ * of rank 65 plus uniform noise. It first times the covariances from the
+ * factored form (hidden width 65). Then, for each solver in LIST (default
+ * lapack,scalapack,slepc), it times collecting the rows (dsyrk for the
+ * dense solvers, a copy for SLEPc), building the bases of a task (reduce,
+ * decompose, broadcast) and computing lambda from the same batch. A basis step costs collect + build bases, a lambda step
  * collect + lambda. Then it times one projection of every
  * block's adapter weight gradients (bottleneck B, default 64) with t past
  * tasks for each t in --tasks (default 1,9), in both union modes. Times
@@ -27,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
     int images, tokens, blocks, width, rank, bottleneck;
@@ -48,6 +48,14 @@ static double normal(void)
     return sqrt(-2.0 * log(u1 + 1e-300)) * cos(6.283185307179586 * u2);
 }
 
+/* CPU seconds of this process (all its threads). */
+static double cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 static double slowest(double seconds)
 {
     double result = 0;
@@ -57,7 +65,7 @@ static double slowest(double seconds)
 
 /* Features of block L for this rank's rows: coefficients (rows x P) times
  * block directions (P x D) plus noise. The seeds are fixed, so every run
- * sees the same rows. */
+ * uses the same rows. */
 static void make_features(const bench_settings *b, int block, long rows, float *coefficients, float *directions,
                           float *features)
 {
@@ -85,12 +93,13 @@ static int bench_collect_factored(const bench_settings *b, float **hidden, float
     if (bias == NULL)
         return dmnsp_fail("bench: out of memory");
     MPI_Barrier(MPI_COMM_WORLD);
-    double start = MPI_Wtime();
+    double start = MPI_Wtime(), cpu_start = cpu_now();
     for (int l = 0; l < b->blocks; l++)
         DMNSP_TRY(nullspace_collector_add_factored(collector, l, hidden[l], rows, b->rank, up_w[l], bias, 1.0f));
-    double collect = slowest(MPI_Wtime() - start);
+    double collect = slowest(MPI_Wtime() - start), cpu = slowest(cpu_now() - cpu_start);
     if (dist_rank() == 0)
-        printf("collect     %d blocks, factored (hidden width %d): %.3f s\n", b->blocks, b->rank, collect);
+        printf("collect     %d blocks, factored (hidden width %d): %.3f s (CPU %.3f s)\n", b->blocks, b->rank,
+               collect, cpu);
     fflush(stdout);
     free(bias);
     nullspace_collector_destroy(collector);
@@ -100,23 +109,24 @@ static int bench_collect_factored(const bench_settings *b, float **hidden, float
 /* Collects the features into a new collector (keeping the rows when
  * KEEP_ROWS) and returns the slowest rank's time in *SECONDS. */
 static int bench_collect(const bench_settings *b, float **features, long rows, int keep_rows,
-                         nullspace_collector **collector, double *seconds)
+                         nullspace_collector **collector, double *seconds, double *cpu)
 {
     nullspace_options o;
     nullspace_options_default(&o, b->blocks, b->width, b->bottleneck);
     DMNSP_TRY(nullspace_collector_create(&o, keep_rows, rows, collector));
     MPI_Barrier(MPI_COMM_WORLD);
-    double start = MPI_Wtime();
+    double start = MPI_Wtime(), cpu_start = cpu_now();
     for (int l = 0; l < b->blocks; l++)
         DMNSP_TRY(nullspace_collector_add(*collector, l, features[l], rows));
     *seconds = slowest(MPI_Wtime() - start);
+    *cpu = slowest(cpu_now() - cpu_start);
     return 0;
 }
 
 /* Times the basis step (collect + build bases) and the lambda step
  * (collect + lambda) of SOLVER on COLLECTOR, collected in COLLECT seconds. */
 static int bench_solver(const bench_settings *b, nullspace_solver solver, nullspace_collector *collector,
-                        double collect)
+                        double collect, double collect_cpu)
 {
     nullspace_options o;
     nullspace_options_default(&o, b->blocks, b->width, b->bottleneck);
@@ -125,21 +135,23 @@ static int bench_solver(const bench_settings *b, nullspace_solver solver, nullsp
     DMNSP_TRY(nullspace_state_create(&o, &state));
 
     MPI_Barrier(MPI_COMM_WORLD);
-    double start = MPI_Wtime();
+    double start = MPI_Wtime(), cpu_start = cpu_now();
     DMNSP_TRY(nullspace_build_bases(state, collector));
-    double build = slowest(MPI_Wtime() - start);
+    double build = slowest(MPI_Wtime() - start), build_cpu = slowest(cpu_now() - cpu_start);
 
     /* Lambda from the same batch: its top-k decomposition plus the
      * similarities against the stored task. */
     MPI_Barrier(MPI_COMM_WORLD);
     start = MPI_Wtime();
+    cpu_start = cpu_now();
     DMNSP_TRY(nullspace_compute_lambda(state, collector));
-    double lambda = slowest(MPI_Wtime() - start);
+    double lambda = slowest(MPI_Wtime() - start), lambda_cpu = slowest(cpu_now() - cpu_start);
 
     if (dist_rank() == 0)
         printf("solver %-9s ranks %d: collect %.3f s, build bases %.3f s, lambda %.3f s -> basis step %.3f s, "
-               "lambda step %.3f s\n",
-               nullspace_solver_name(solver), dist_size(), collect, build, lambda, collect + build, collect + lambda);
+               "lambda step %.3f s (CPU of the slowest rank: %.3f, %.3f, %.3f s)\n",
+               nullspace_solver_name(solver), dist_size(), collect, build, lambda, collect + build, collect + lambda,
+               collect_cpu, build_cpu, lambda_cpu);
     fflush(stdout);
     nullspace_state_destroy(state);
     return 0;
@@ -205,15 +217,15 @@ static int bench_projection(const bench_settings *b, int tasks, nullspace_union 
     int repeats = 20;
     long nonfinite = 0;
     DMNSP_TRY(nullspace_project(state, down, up, &nonfinite)); /* warm-up */
-    double start = MPI_Wtime();
+    double start = MPI_Wtime(), cpu_start = cpu_now();
     for (int i = 0; i < repeats; i++)
         DMNSP_TRY(nullspace_project(state, down, up, &nonfinite));
-    double seconds = (MPI_Wtime() - start) / repeats;
+    double seconds = (MPI_Wtime() - start) / repeats, cpu = (cpu_now() - cpu_start) / repeats;
     if (dist_rank() == 0)
-        printf("projection  %d blocks, width %d, bottleneck %d, t = %d, union %-11s: %.3f ms per step "
+        printf("projection  %d blocks, width %d, bottleneck %d, t = %d, union %-11s: %.3f ms per step, CPU %.3f ms "
                "(non-finite %ld)\n",
                b->blocks, b->width, b->bottleneck, tasks,
-               union_mode == NULLSPACE_UNION_CONCAT ? "concat" : "orthonormal", 1e3 * seconds, nonfinite);
+               union_mode == NULLSPACE_UNION_CONCAT ? "concat" : "orthonormal", 1e3 * seconds, 1e3 * cpu, nonfinite);
     free(gradients);
     nullspace_state_destroy(state);
     return 0;
@@ -255,7 +267,7 @@ static int run(const bench_settings *b)
      * as rows arrive; SLEPc gets one that keeps the rows (and computes the
      * covariance only when the full decomposition needs it). */
     nullspace_collector *dense = NULL, *kept = NULL;
-    double dense_seconds = 0, kept_seconds = 0;
+    double dense_seconds = 0, kept_seconds = 0, dense_cpu = 0, kept_cpu = 0;
     char solvers[sizeof b->solvers];
     memcpy(solvers, b->solvers, sizeof solvers);
     for (char *name = strtok(solvers, ","); name != NULL; name = strtok(NULL, ",")) {
@@ -264,13 +276,16 @@ static int run(const bench_settings *b)
         int keep = solver == NULLSPACE_SOLVER_SLEPC;
         nullspace_collector **collector = keep ? &kept : &dense;
         double *seconds = keep ? &kept_seconds : &dense_seconds;
+        double *cpu = keep ? &kept_cpu : &dense_cpu;
         if (*collector == NULL) {
-            DMNSP_TRY(bench_collect(b, features, rows, keep, collector, seconds));
+            DMNSP_TRY(bench_collect(b, features, rows, keep, collector, seconds, cpu));
             if (dist_rank() == 0 && !keep)
-                printf("collect     %d blocks with dsyrk: %.3f s (%.1f GFLOP/s summed over ranks)\n", b->blocks,
-                       *seconds, (double)total_rows * b->width * (b->width + 1) * b->blocks / *seconds / 1e9);
+                printf("collect     %d blocks with dsyrk: %.3f s (%.1f GFLOP/s summed over ranks, %.1f GFLOP per CPU "
+                       "second of the slowest rank)\n",
+                       b->blocks, *seconds, (double)total_rows * b->width * (b->width + 1) * b->blocks / *seconds / 1e9,
+                       (double)rows * b->width * (b->width + 1) * b->blocks / *cpu / 1e9);
         }
-        DMNSP_TRY(bench_solver(b, solver, *collector, *seconds));
+        DMNSP_TRY(bench_solver(b, solver, *collector, *seconds, *cpu));
     }
     nullspace_collector_destroy(dense);
     nullspace_collector_destroy(kept);

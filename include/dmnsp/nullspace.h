@@ -30,10 +30,13 @@
  * the ScaLAPACK solver the whole group runs pdsyevd on the block instead,
  * over the group's sub-communicator and a BLACS grid as square as the
  * group size allows. Groups have more than one rank only when ranks
- * outnumber blocks. SLEPc solves
- * each block over all ranks, using the rows each rank produced. The owner
- * broadcasts the results, so every rank ends with identical bases and an
- * identical lambda.
+ * outnumber blocks. SLEPc solves each block over all ranks, using the rows
+ * each rank produced. The owner broadcasts the results, so every rank ends
+ * with identical bases and an identical lambda. Rows that every rank
+ * computes alike (the text prompts of DMNSP-both) must be added on one
+ * rank only. Added on every rank, they multiply the covariance and its
+ * eigenvalues by R, though eigenvectors, projector and lambda stay the
+ * same.
  *
  * Solvers (nullspace.solver):
  *   lapack     dsyevd on the owner (dsyevr for top-k only).
@@ -48,10 +51,15 @@
  *              top-k vectors from SLEPc and the eigenvalues and full
  *              eigenvectors from LAPACK on the owner.
  *   auto       lapack when every group is a single rank (R <= L),
- *              scalapack when ranks outnumber blocks. Never slepc, because
- *              the covariance is needed for lambda anyway and one 768 x 768
- *              dsyevr or dsyevd costs less than the SVD of the 25216 x 768
- *              activation matrix (measured with bench/bench_nullspace.c).
+ *              scalapack when ranks outnumber blocks. Never slepc: the
+ *              bases of a finished task need all eigenvectors (for later
+ *              lambdas), hence the covariance, so SLEPc can only save the
+ *              dsyrk of the lambda step. With ViT-B/16 shapes that made
+ *              the lambda step 20% faster on one rank but 4 times slower
+ *              on two, while the factored collection
+ *              (nullspace_collector_add_factored) makes the dense lambda
+ *              step about 10 times cheaper (bench/README.md has the
+ *              numbers).
  *
  * Lambda is not unique when a covariance is rank deficient (eigenvectors of
  * a repeated zero eigenvalue are an arbitrary basis chosen by the
@@ -75,6 +83,10 @@
  *                 nullspace_step_factors(state, factors)[l]
  *     after training: reset, add the adapter outputs of the basis batches
  *                 (eval mode), nullspace_build_bases(state, collector)
+ *   Where the model exposes the adapter's hidden activations, adding them
+ *   with nullspace_collector_add_factored gives the same covariance for
+ *   about 1/80 of the flops of dsyrk on the rows (d = 768, b = 64; 1/50
+ *   of the CPU time in bench/bench_nullspace.c).
  *     checkpoint: nullspace_task_block() for each block, nullspace_lambda()
  *   resume:      nullspace_add_task() per finished task, nullspace_set_lambda()
  *
