@@ -470,6 +470,12 @@ int clip_backward_images(clip_model *m, clip_workspace *ws, const float *d_featu
 int clip_encode_texts(clip_model *m, clip_workspace *ws, const int32_t *tokens, int n, int train,
                       clip_dropout_key key, float *features)
 {
+    return clip_encode_texts_at(m, ws, tokens, n, 0, train, key, features);
+}
+
+int clip_encode_texts_at(clip_model *m, clip_workspace *ws, const int32_t *tokens, int n, long sample_offset,
+                         int train, clip_dropout_key key, float *features)
+{
     encoder_state *e = &ws->text;
     if (!e->enabled)
         return dmnsp_fail("clip text encoder: the workspace was created without room for texts");
@@ -502,7 +508,7 @@ int clip_encode_texts(clip_model *m, clip_workspace *ws, const int32_t *tokens, 
     e->batch = n;
     e->tokens = T;
     e->train = train;
-    e->sample_offset = 0;
+    e->sample_offset = sample_offset;
     e->key = key;
 
     float *x = e->inputs[0];

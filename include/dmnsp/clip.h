@@ -101,6 +101,11 @@ int clip_encode_images(clip_model *m, clip_workspace *ws, const float *images, i
  * Returns 0, or -1 for an out-of-range token id or too many rows. */
 int clip_encode_texts(clip_model *m, clip_workspace *ws, const int32_t *tokens, int n, int train,
                       clip_dropout_key key, float *features);
+/* Same, with row 0 keyed as sample SAMPLE_OFFSET: encoding a long prompt
+ * list in chunks with their offsets gives every prompt the mask it gets
+ * in one batch. */
+int clip_encode_texts_at(clip_model *m, clip_workspace *ws, const int32_t *tokens, int n, long sample_offset,
+                         int train, clip_dropout_key key, float *features);
 
 /* Backward of the last encode call of that modality. D_FEATURES
  * [n, embed_dim]; ADDS the adapter gradients into GRADS (adapter layout,

@@ -169,6 +169,35 @@ static void test_gradients_match_finite_differences(int train)
     free_setup(&s);
 }
 
+/* Each text row encoded alone (cut at its own end-of-text) gives the same
+ * features as the batch cut at the longest row, in eval and dropout mode,
+ * and so does each image alone, both at their sample offsets. */
+static void test_single_rows_match_batch(void)
+{
+    setup s;
+    init_setup(&s);
+    int E = s.config->embed_dim, L = s.config->context_length, R = s.config->image_resolution;
+    float alone[8];
+    for (int train = 0; train <= 1; train++) {
+        s.train = train;
+        loss(&s);
+        for (int row = 0; row < s.n_texts; row++) {
+            CHECK_OK(clip_encode_texts_at(s.model, s.ws, s.tokens + row * L, 1, row, train, s.key, alone));
+            char name[96];
+            snprintf(name, sizeof name, "text row %d alone vs batch (%s)", row, train ? "train" : "eval");
+            test_compare_floats(name, alone, s.txt + row * E, E, 1e-5, 0);
+        }
+        for (int image = 0; image < s.n_images; image++) {
+            CHECK_OK(clip_encode_images(s.model, s.ws, s.images + (size_t)image * 3 * R * R, 1, 3 + image, train,
+                                        s.key, alone));
+            char name[96];
+            snprintf(name, sizeof name, "image %d alone vs batch (%s)", image, train ? "train" : "eval");
+            test_compare_floats(name, alone, s.img + image * E, E, 1e-5, 0);
+        }
+    }
+    free_setup(&s);
+}
+
 /* Fresh adapters (up weights and biases zero) leave CLIP unchanged. */
 static void test_fresh_adapters_compute_plain_clip(void)
 {
@@ -281,6 +310,7 @@ int main(void)
 {
     test_gradients_match_finite_differences(0);
     test_gradients_match_finite_differences(1);
+    test_single_rows_match_batch();
     test_fresh_adapters_compute_plain_clip();
     test_random_init();
     test_tiny_preset_runs();

@@ -281,17 +281,18 @@ def encode_images(params, cfg, images, dropout=None, sample_offset=0):
     return pooled @ params["visual.proj"], adapter_outputs
 
 
-def encode_texts(params, cfg, tokens, dropout=None):
+def encode_texts(params, cfg, tokens, dropout=None, sample_offset=0):
     """Text features [B, embed_dim] from token ids [B, context_length].
 
     Runs the full context with a causal mask (no cut) and pools the
-    end-of-text position (the row's largest id)."""
+    end-of-text position (the row's largest id). Dropout keys row 0 as
+    sample sample_offset."""
     batch, length = tokens.shape
     x = params["token_embedding.weight"][tokens] + params["positional_embedding"][:length]
     for i in range(cfg.text_layers):
         mask = None
         if dropout is not None:
-            mask = dropout_keep_mask(dropout[0], dropout[1], TEXT, i, 0, batch, length, cfg.context_length,
+            mask = dropout_keep_mask(dropout[0], dropout[1], TEXT, i, sample_offset, batch, length, cfg.context_length,
                                      cfg.adapter_bottleneck, cfg.adapter_dropout)
         x, _ = residual_block(params, f"transformer.resblocks.{i}.", x, cfg, cfg.text_heads, True, mask)
     x = layer_norm(x, params["ln_final.weight"], params["ln_final.bias"])
