@@ -313,17 +313,24 @@ static void block_backward(const clip_model *m, encoder_state *e, int block, flo
     if (e->recompute)
         block_forward(m, e, block, e->d_big2);
 
-    /* residual: the stream after attention gets the output gradient */
-    memcpy(e->d_mid, e->d_x, NC * sizeof(float));
+    /* The first block's adapter weights need only the gradient of the
+     * block output, so the gradient of its stream after attention (MLP
+     * branch, adapter input) is computed for later blocks only. */
+    int need_mid = block > 0;
 
-    /* MLP branch, frozen weights: gradients to the input only */
-    memset(e->d_big1, 0, N4C * sizeof(float));
-    linear_backward(e->d_big1, NULL, NULL, e->d_x, NULL, w->c_proj_w, N, 4 * C, C);
-    memset(e->d_big2, 0, N4C * sizeof(float));
-    quickgelu_backward(e->d_big2, e->d_big1, s->fc, N4C);
-    memset(e->d_small, 0, NC * sizeof(float));
-    linear_backward(e->d_small, NULL, NULL, e->d_big2, NULL, w->c_fc_w, N, C, 4 * C);
-    layernorm_backward(e->d_mid, e->d_small, s->x_mid, w->ln_2_w, s->ln_2_mean, s->ln_2_rstd, N, C);
+    if (need_mid) {
+        /* residual: the stream after attention gets the output gradient */
+        memcpy(e->d_mid, e->d_x, NC * sizeof(float));
+
+        /* MLP branch, frozen weights: gradients to the input only */
+        memset(e->d_big1, 0, N4C * sizeof(float));
+        linear_backward(e->d_big1, NULL, NULL, e->d_x, NULL, w->c_proj_w, N, 4 * C, C);
+        memset(e->d_big2, 0, N4C * sizeof(float));
+        quickgelu_backward(e->d_big2, e->d_big1, s->fc, N4C);
+        memset(e->d_small, 0, NC * sizeof(float));
+        linear_backward(e->d_small, NULL, NULL, e->d_big2, NULL, w->c_fc_w, N, C, 4 * C);
+        layernorm_backward(e->d_mid, e->d_small, s->x_mid, w->ln_2_w, s->ln_2_mean, s->ln_2_rstd, N, C);
+    }
 
     /* Adapter branch: rebuild its hidden activation (ReLU, then the same
      * dropout mask), then the up and down projections with weight
@@ -347,9 +354,9 @@ static void block_backward(const clip_model *m, encoder_state *e, int block, flo
         memcpy(e->d_hidden2, e->d_hidden1, NK * sizeof(float));
     memset(e->d_hidden1, 0, NK * sizeof(float));
     relu_backward(e->d_hidden1, e->d_hidden2, s->down, NK);
-    linear_backward(e->d_mid, d_adapter.down_w, d_adapter.down_b, e->d_hidden1, s->x_mid, adapter.down_w, N, C, K);
-
-    if (block == 0)
+    linear_backward(need_mid ? e->d_mid : NULL, d_adapter.down_w, d_adapter.down_b, e->d_hidden1, s->x_mid,
+                    adapter.down_w, N, C, K);
+    if (!need_mid)
         return;
 
     /* attention branch, frozen weights; the residual passes d_mid through */

@@ -18,7 +18,8 @@
  *
  * Backward propagates from the features to the first block's input only:
  * nothing before the first adapter trains, so the embeddings get no
- * gradient, and the first block skips its attention backward.
+ * gradient. The first block runs only its adapter's backward, because its
+ * adapter weights need nothing but the gradient of the block output.
  */
 #ifndef DMNSP_CLIP_H
 #define DMNSP_CLIP_H
