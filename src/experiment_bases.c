@@ -47,9 +47,12 @@ static int collect_visual_batch(experiment *e, int task, const long *order, long
     return 0;
 }
 
-/* Text adapter outputs of TASK's prompts (DMNSP-both). */
+/* Text adapter outputs of TASK's prompts (DMNSP-both). Every rank would
+ * compute the same rows, so rank 0 alone adds them to the covariance. */
 static int collect_text_prompts(experiment *e, int task, int train, clip_dropout_key key)
 {
+    if (e->rank != 0)
+        return 0;
     int begin = e->sc.task_begin[task], end = e->sc.task_begin[task + 1];
     const int32_t *tokens = e->prompt_tokens + (size_t)begin * (size_t)e->model_config.context_length;
     DMNSP_TRY(clip_encode_texts(e->model, trainer_workspace(e->trainer), tokens, end - begin, train, key,
