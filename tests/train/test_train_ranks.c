@@ -329,6 +329,31 @@ int main(int argc, char **argv)
                                 MAX_BATCH + 1, prompts, CLASSES, 1, NULL, NULL, &result),
                      "local batches sum to 7 images, but the global batch size is 8");
 
+    /* Invalid arguments fail the step on every rank with a message that
+     * names the value and the limit. */
+    int max_local = (MAX_BATCH + size - 1) / size;
+    CHECK_FAILS_WITH(train_step(shared, images, labels, max_local + 1, 0, MAX_BATCH + size, prompts, CLASSES, 1, NULL,
+                                NULL, &result),
+                     "local images (expected 0..");
+    CHECK_FAILS_WITH(train_step(shared, images + begin * image_floats, labels + begin, (int)count, begin, MAX_BATCH,
+                                prompts, CLASSES + 1, 1, NULL, NULL, &result),
+                     "6 classes (expected 1..5, the trainer's max_classes)");
+    CHECK_FAILS_WITH(train_step(shared, images + begin * image_floats, labels + begin, (int)count, begin, MAX_BATCH,
+                                prompts, CLASSES, -1, NULL, NULL, &result),
+                     "negative step index -1");
+    trainer *unstarted = NULL;
+    train_config unstarted_config = train_default_config();
+    unstarted_config.max_local_images = MAX_BATCH;
+    unstarted_config.max_classes = CLASSES;
+    CHECK_OK(trainer_create(model, &unstarted_config, &unstarted));
+    CHECK_FAILS_WITH(train_step(unstarted, images + begin * image_floats, labels + begin, (int)count, begin, MAX_BATCH,
+                                prompts, CLASSES, 0, NULL, NULL, &result),
+                     "no task started (call trainer_begin_task first)");
+    trainer_free(unstarted);
+    unstarted_config.max_local_images = 0;
+    CHECK_FAILS_WITH(trainer_create(model, &unstarted_config, &unstarted), "invalid sizes (max_local_images 0");
+    CHECK(memcmp(before, adapters, adapter_count * sizeof *adapters) == 0);
+
     /* Non-finite gradients (here put in by the hook) are counted per step
      * and summed over the task. */
     CHECK_OK(trainer_begin_task(shared, 2, 1e-3, 0, 4));
