@@ -215,6 +215,12 @@ int analyze_write_run_csv(const analyze_run *run, const char *out_dir)
     return write_accuracy(run, out_dir);
 }
 
+/* Settings that sweep.csv always has a column for. */
+static int has_own_column(const char *key)
+{
+    return strcmp(key, "dataset") == 0 || strcmp(key, "method") == 0;
+}
+
 int analyze_write_sweep_csv(const analyze_run *runs, int count, char **swept_keys, int swept_count,
                             const char *out_dir)
 {
@@ -223,14 +229,18 @@ int analyze_write_sweep_csv(const analyze_run *runs, int count, char **swept_key
     if (f == NULL)
         return -1;
     fprintf(f, "run");
-    for (int k = 0; k < swept_count; k++)
-        put_text(f, swept_keys[k], 0);
+    for (int k = 0; k < swept_count; k++) {
+        if (!has_own_column(swept_keys[k]))
+            put_text(f, swept_keys[k], 0);
+    }
     fprintf(f, ",dataset,method,finished,tasks,last,avg,avg_forgetting,forgetting_last,nonfinite_total,wall_seconds,"
                "ranks,run_dir\n");
     for (int r = 0; r < count; r++) {
         const analyze_run *run = &runs[r];
         put_text(f, run->name, 1);
         for (int k = 0; k < swept_count; k++) {
+            if (has_own_column(swept_keys[k]))
+                continue;
             const char *value = analyze_setting_value(run, swept_keys[k]);
             put_text(f, value != NULL ? value : "", 0);
         }
