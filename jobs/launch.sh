@@ -63,6 +63,9 @@ dmnsp_launch() {
     local threads=${THREADS_PER_RANK:-1}
     export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
     export OMP_PLACES=cores OMP_PROC_BIND=close
+    # Idle OpenMP threads sleep instead of spinning on the cores that
+    # OpenBLAS's own threads need (see bench/README.md, Threads).
+    export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
     local output_dir
     output_dir=${OUTPUT_ROOT:-$DMNSP_ROOT/experiments}/$(basename "$config" .yaml)
@@ -103,7 +106,7 @@ dmnsp_launch() {
         # Open MPI 4 syntax: PER_NODE ranks on every node, THREADS cores each
         # (PE=), every rank bound to its cores.
         command=(mpirun -np "$((nodes * per_node))" --map-by "ppr:$per_node:node:PE=$threads" --bind-to core
-            --report-bindings -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS -x OMP_PLACES -x OMP_PROC_BIND)
+            --report-bindings -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS -x OMP_PLACES -x OMP_PROC_BIND -x OMP_WAIT_POLICY)
         if [[ -n ${PBS_NODEFILE:-} ]]; then
             command+=(--hostfile "$PBS_NODEFILE")
         fi
