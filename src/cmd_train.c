@@ -25,7 +25,8 @@ static const char train_usage[] =
     "  overwrite=true   replace a finished or unfinished run in output_dir\n"
     "  -svd_type ...    options from the first '-' on go to PETSc/SLEPc\n"
     "\n"
-    "Exit status: 0 success, 1 a failure (message on stderr), 2 a usage error.\n";
+    "Exit status: 0 success, 1 a failure such as an invalid config key or value\n"
+    "(message on stderr), 2 a usage error of the command line itself.\n";
 
 static const char eval_usage[] =
     "usage: mpirun -np N dmnsp eval CONFIG.yaml checkpoint=PATH [key=value ...]\n"

@@ -64,8 +64,14 @@ static int train_task(experiment *e, int task, long *nonfinite)
     long epochs = config_get_int(cfg, "epochs");
     long batches = batching_batch_count(samples->count, batch_size);
     long steps = epochs * batches;
+    if (!e->method.trains) {
+        int begin = e->sc.task_begin[task], end = e->sc.task_begin[task + 1];
+        log_info("=== task %d/%d: %d classes (labels %d..%d), no training (zeroshot)", task, e->sc.task_count - 1,
+                 end - begin, begin, end - 1);
+        return 0;
+    }
     describe_task(e, task, steps, batches);
-    if (!e->method.trains || steps == 0)
+    if (steps == 0)
         return 0;
 
     DMNSP_TRY(trainer_begin_task(e->trainer, task, config_get_float(cfg, "lr"), config_get_int(cfg, "warmup_steps"),

@@ -135,6 +135,7 @@ void log_progress_begin(log_progress *p, const char *label, long total, double i
     p->start_time = log_now();
     p->last_print = 0;
     p->interval_seconds = interval_seconds;
+    p->last_printed = -1;
     p->is_tty = log_rank == 0 && isatty(STDOUT_FILENO) && !under_mpi_launcher();
 }
 
@@ -158,6 +159,7 @@ void log_progress_update(log_progress *p, long done, const char *detail)
     if (now - p->last_print < (p->is_tty ? 0.2 : p->interval_seconds) && done < p->total)
         return;
     p->last_print = now;
+    p->last_printed = done;
 
     char line[1024];
     progress_line(p, done, detail, line, sizeof line);
@@ -178,7 +180,8 @@ void log_progress_update(log_progress *p, long done, const char *detail)
 
 void log_progress_done(log_progress *p, const char *detail)
 {
-    if (log_rank != 0)
+    /* A plain line for the last unit was printed already. */
+    if (log_rank != 0 || (!p->is_tty && p->last_printed == p->total))
         return;
     if (p->is_tty) {
         printf("\r\033[K");

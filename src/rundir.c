@@ -164,6 +164,10 @@ int rundir_prepare(const char *output_dir, const char *resume, int overwrite, ru
 
     if (!rundir_exists(resume))
         return dmnsp_fail("resume=%s: checkpoint not found", resume);
+    if (finished)
+        return dmnsp_fail("%s already holds a finished run (%s has a summary line); pass overwrite=true to run it "
+                          "again, or resume into another output_dir",
+                          output_dir, metrics);
     plan->start = RUNDIR_RESUME;
     snprintf(plan->resume_path, sizeof plan->resume_path, "%s", resume);
     return 0;

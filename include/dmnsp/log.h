@@ -42,6 +42,7 @@ typedef struct {
     double last_print;
     double interval_seconds;
     int is_tty;
+    long last_printed; /* units done at the last printed line */
 } log_progress;
 
 void log_progress_begin(log_progress *p, const char *label, long total, double interval_seconds);

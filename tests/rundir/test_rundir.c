@@ -41,6 +41,7 @@ int main(void)
     CHECK_FAILS_WITH(rundir_prepare("runs/a/b", "auto", 0, &plan), "nothing to resume");
     CHECK(rundir_exists("runs/a/b/metrics.json"));
     CHECK_FAILS_WITH(rundir_prepare("runs/a/b", "auto", 1, &plan), "contradict");
+    CHECK_FAILS_WITH(rundir_prepare("runs/a/b", "runs/a/b/checkpoint.h5", 0, &plan), "already holds a finished run");
 
     /* overwrite=true removes dmnsp's own files and nothing else. */
     write_text("runs/a/b/notes.txt", "mine");
