@@ -6,7 +6,7 @@
  * dist_abort() prints the recorded error once, from the failing rank, and
  * ends every rank with MPI_Abort. dist_check_all() is the collective form:
  * when any rank reports failure, the lowest failing rank prints its message
- * and every rank gets a non-zero status back, so nobody waits forever.
+ * and every rank gets a non-zero status back, so no rank waits forever.
  */
 #ifndef DMNSP_DIST_H
 #define DMNSP_DIST_H
@@ -19,7 +19,7 @@ typedef struct {
     int petsc_started;
 } dist_context;
 
-/* Starts MPI and PETSc/SLEPc. PETSC_ARGV holds PETSc options only
+/* Starts MPI and PETSc/SLEPc. PETSC_ARGV contains PETSc options only
  * ("-svd_type", "lanczos", "-log_view"); PROGRAM is argv[0]. */
 int dist_init(const char *program, int petsc_argc, char **petsc_argv);
 /* Ends PETSc/SLEPc and MPI; safe to call when dist_init never ran. */

@@ -1,6 +1,6 @@
 /* experiment: one continual-learning run, as `dmnsp train` and `dmnsp eval`
- * run it. This is the only module that knows about configs, run folders and
- * the task loop; everything below it works on plain arrays.
+ * run it. It is the only module that reads configs, manages run folders and
+ * runs the task loop; the modules below it work on plain arrays.
  *
  * For every task t: train on task t's images (logits over its classes
  * only), build task t's null-space bases (projection methods), evaluate the

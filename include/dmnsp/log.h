@@ -1,10 +1,11 @@
 /* log: rank-aware logging for dmnsp.
  *
  * Rank 0 prints by default (log_all_ranks() lets every rank print, prefixed
- * with its rank). Each line carries a timestamp and the level; lines go to
- * stderr for warnings and errors and to stdout otherwise, and also to a log
- * file once log_open_file() is called. The progress helper draws a bar when
- * stdout is a terminal and prints plain lines otherwise.
+ * with its rank). Each line carries a timestamp and the level. Warnings and
+ * errors go to stderr, other lines to stdout, and every line also goes to a
+ * log file once log_open_file() is called. The progress helper draws a bar
+ * when stdout is a terminal outside an MPI launcher (which gives ranks a
+ * pseudo-terminal) and prints plain lines otherwise.
  */
 #ifndef DMNSP_LOG_H
 #define DMNSP_LOG_H

@@ -1,6 +1,6 @@
 /* rundir: the experiment folder (output_dir) and its files.
  *
- * A run folder holds config.yaml (fully resolved), metrics.json,
+ * A run folder contains config.yaml (fully resolved), metrics.json,
  * checkpoint.h5 and train.log. rundir_prepare() decides, on rank 0, what
  * a new `dmnsp train` may do with a folder that already exists: a
  * finished run (metrics.json ends with a summary line) is never replaced
@@ -25,7 +25,8 @@ typedef struct {
 /* Creates OUTPUT_DIR (with parents) when missing, checks that it is
  * writable, and applies the rules above. RESUME is "" (none), "auto" (the
  * folder's own checkpoint.h5; a fresh start when there is none yet) or a
- * checkpoint path. Returns 0 or -1 with a message that says what to do. */
+ * checkpoint path. Returns 0, or -1 with a message that tells the user what
+ * to do next. */
 int rundir_prepare(const char *output_dir, const char *resume, int overwrite, rundir_plan *plan);
 
 /* Writes BYTES bytes to PATH through PATH.tmp + fsync + rename, so readers
