@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- one task -------------------------------------------------------- */
 
@@ -360,6 +361,9 @@ static int copy_file(const char *from, const char *to)
         }
     }
     fclose(in);
+    /* Flushed to disk before the rename, like rundir_write_atomic. */
+    if (status == 0 && (fflush(out) != 0 || fsync(fileno(out)) != 0))
+        status = dmnsp_fail("resume: flushing %s failed", temporary);
     if (fclose(out) != 0 && status == 0)
         status = dmnsp_fail("resume: writing %s failed", temporary);
     if (status == 0 && rename(temporary, to) != 0)
