@@ -10,8 +10,9 @@
 
 /* ---- workspace layout --------------------------------------------------- */
 
-/* What one block's backward needs from its forward. The block input and
- * the adapter output live in encoder_state.inputs and .adapter_out. */
+/* What one block's backward needs from its forward. The block input, the
+ * adapter output and the adapter hidden activations live in
+ * encoder_state.inputs, .adapter_out and .adapter_hidden. */
 typedef struct {
     float *ln_1_mean, *ln_1_rstd; /* [N] */
     float *qkv;                   /* [N, 3C] */
@@ -35,14 +36,14 @@ typedef struct {
     /* block inputs: layers + 1 buffers when kept (the last one is the final
      * residual stream), else two used in turn */
     float **inputs;
-    float **adapter_out; /* [N, C] per block, always kept */
+    float **adapter_out;    /* [N, C] per block, always kept */
+    float **adapter_hidden; /* [N, K] per block after ReLU and dropout, always kept */
 
     /* forward scratch */
     float *ln;      /* [N, C] layernorm output; also the image pre-ln stream */
     float *attn_y;  /* [N, C] attention output before out_proj */
     float *tmp;     /* [N, C] out_proj / c_proj output */
     float *gelu;    /* [N, 4C] */
-    float *relu;    /* [N, K] adapter hidden after ReLU and dropout */
     float *patches; /* images only: [B, grid², 3·P²] */
     float *pooled, *pooled_ln, *pooled_mean, *pooled_rstd; /* [B, C], [B, C], [B], [B] */
     int *eot;                                              /* texts only: [B] end-of-text positions */
@@ -110,14 +111,15 @@ static void layout_encoder(arena *a, encoder_state *e, const clip_config *c)
         layout_saved(a, &e->saved[i], N, B, T, C, H, K);
     for (int i = 0; i < input_count; i++)
         e->inputs[i] = take(a, N * C);
-    for (int i = 0; i < e->layers; i++)
+    for (int i = 0; i < e->layers; i++) {
         e->adapter_out[i] = take(a, N * C);
+        e->adapter_hidden[i] = take(a, N * K);
+    }
 
     e->ln = take(a, N * C);
     e->attn_y = take(a, N * C);
     e->tmp = take(a, N * C);
     e->gelu = take(a, N * 4 * C);
-    e->relu = take(a, N * K);
     if (e->modality == CLIP_VISUAL) {
         size_t grid = (size_t)clip_grid_size(c);
         e->patches = take(a, B * grid * grid * 3 * (size_t)c->patch_size * (size_t)c->patch_size);
@@ -162,7 +164,8 @@ static int setup_encoder(encoder_state *e, const clip_config *c, clip_modality m
     e->saved = dmnsp_calloc((size_t)saved_sets, sizeof *e->saved, "block activation pointers");
     e->inputs = dmnsp_calloc((size_t)e->layers + 1, sizeof *e->inputs, "block input pointers");
     e->adapter_out = dmnsp_calloc((size_t)e->layers, sizeof *e->adapter_out, "adapter output pointers");
-    if (e->saved == NULL || e->inputs == NULL || e->adapter_out == NULL)
+    e->adapter_hidden = dmnsp_calloc((size_t)e->layers, sizeof *e->adapter_hidden, "adapter hidden pointers");
+    if (e->saved == NULL || e->inputs == NULL || e->adapter_out == NULL || e->adapter_hidden == NULL)
         return -1;
     return 0;
 }
@@ -172,6 +175,7 @@ static void free_encoder(encoder_state *e)
     free(e->saved);
     free(e->inputs);
     free(e->adapter_out);
+    free(e->adapter_hidden);
 }
 
 int clip_workspace_create(const clip_model *m, int max_images, int max_texts, int keep_for_backward,
@@ -260,6 +264,7 @@ static void block_forward(const clip_model *m, encoder_state *e, int block, floa
     block_saved *s = saved_of(e, block);
     const float *x = input_of(e, block);
     float *a = e->adapter_out[block];
+    float *z = e->adapter_hidden[block];
 
     /* x_mid = x + out_proj(attn(ln_1(x))) */
     layernorm_forward(e->ln, s->ln_1_mean, s->ln_1_rstd, x, w->ln_1_w, w->ln_1_b, N, C);
@@ -270,11 +275,11 @@ static void block_forward(const clip_model *m, encoder_state *e, int block, floa
 
     /* a = scale · up(dropout(relu(down(x_mid)))) */
     linear_forward(s->down, s->x_mid, adapter.down_w, adapter.down_b, N, C, K);
-    relu_forward(e->relu, s->down, (size_t)N * K);
+    relu_forward(z, s->down, (size_t)N * K);
     if (e->train)
-        dropout_forward(e->relu, e->relu, B, T, K, c->adapter_dropout, e->key.seed,
+        dropout_forward(z, z, B, T, K, c->adapter_dropout, e->key.seed,
                         clip_dropout_stream(e->key, e->modality, block), e->sample_offset, e->max_tokens);
-    linear_forward(a, e->relu, adapter.up_w, adapter.up_b, N, K, C);
+    linear_forward(a, z, adapter.up_w, adapter.up_b, N, K, C);
     float scale = c->adapter_scale;
     size_t NC = (size_t)N * C;
 #pragma omp parallel for simd schedule(static) if (NC >= 32768)
@@ -309,7 +314,8 @@ static void block_backward(const clip_model *m, encoder_state *e, int block, flo
     const float *x = input_of(e, block);
 
     /* Recompute the block's activations from its saved input. The output
-     * goes to scratch; the adapter output is rewritten with equal values. */
+     * goes to scratch; the adapter output and hidden activations are
+     * rewritten with equal values. */
     if (e->recompute)
         block_forward(m, e, block, e->d_big2);
 
@@ -332,20 +338,16 @@ static void block_backward(const clip_model *m, encoder_state *e, int block, flo
         layernorm_backward(e->d_mid, e->d_small, s->x_mid, w->ln_2_w, s->ln_2_mean, s->ln_2_rstd, N, C);
     }
 
-    /* Adapter branch: rebuild its hidden activation (ReLU, then the same
-     * dropout mask), then the up and down projections with weight
-     * gradients. */
+    /* Adapter branch: the up and down projections with weight gradients,
+     * from the hidden activation the forward kept (ReLU, then dropout). */
     float scale = c->adapter_scale;
 #pragma omp parallel for simd schedule(static) if (NC >= 32768)
     for (size_t i = 0; i < NC; i++)
         e->d_small[i] = scale * e->d_x[i];
-    relu_forward(e->relu, s->down, NK);
     uint64_t stream = clip_dropout_stream(e->key, e->modality, block);
-    if (e->train)
-        dropout_forward(e->relu, e->relu, B, T, K, c->adapter_dropout, e->key.seed, stream, e->sample_offset,
-                        e->max_tokens);
     memset(e->d_hidden1, 0, NK * sizeof(float));
-    linear_backward(e->d_hidden1, d_adapter.up_w, d_adapter.up_b, e->d_small, e->relu, adapter.up_w, N, K, C);
+    linear_backward(e->d_hidden1, d_adapter.up_w, d_adapter.up_b, e->d_small, e->adapter_hidden[block], adapter.up_w,
+                    N, K, C);
     memset(e->d_hidden2, 0, NK * sizeof(float));
     if (e->train)
         dropout_backward(e->d_hidden2, e->d_hidden1, B, T, K, c->adapter_dropout, e->key.seed, stream,
@@ -550,6 +552,16 @@ const float *clip_workspace_adapter_output(const clip_workspace *ws, clip_modali
         return NULL;
     *rows = e->batch * e->tokens;
     return e->adapter_out[block];
+}
+
+const float *clip_workspace_adapter_hidden(const clip_workspace *ws, clip_modality modality, int block, int *rows)
+{
+    const encoder_state *e = modality == CLIP_VISUAL ? &ws->visual : &ws->text;
+    *rows = 0;
+    if (!e->enabled || !e->have_forward || block < 0 || block >= e->layers)
+        return NULL;
+    *rows = e->batch * e->tokens;
+    return e->adapter_hidden[block];
 }
 
 const float *clip_workspace_visual_adapter_output(const clip_workspace *ws, int block, int *rows)

@@ -123,6 +123,11 @@ int clip_backward_texts(clip_model *m, clip_workspace *ws, const float *d_featur
  * major. Valid until the next encode of that modality; available in eval
  * mode too. NULL with *ROWS = 0 before any forward. */
 const float *clip_workspace_adapter_output(const clip_workspace *ws, clip_modality modality, int block, int *rows);
+/* The adapter hidden activations z = dropout(relu(down(x))) of block BLOCK
+ * from the last forward of MODALITY (dropout only in training mode):
+ * *ROWS rows of adapter_bottleneck floats, so that the adapter output is
+ * a = adapter_scale · (z up_wᵀ + up_b). Valid and NULL as above. */
+const float *clip_workspace_adapter_hidden(const clip_workspace *ws, clip_modality modality, int block, int *rows);
 /* Same for the visual encoder (the features DMNSP's null spaces use). */
 const float *clip_workspace_visual_adapter_output(const clip_workspace *ws, int block, int *rows);
 

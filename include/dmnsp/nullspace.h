@@ -83,10 +83,11 @@
  *                 nullspace_step_factors(state, factors)[l]
  *     after training: reset, add the adapter outputs of the basis batches
  *                 (eval mode), nullspace_build_bases(state, collector)
- *   Where the model exposes the adapter's hidden activations, adding them
- *   with nullspace_collector_add_factored gives the same covariance for
- *   about 1/80 of the flops of dsyrk on the rows (d = 768, b = 64; 1/50
- *   of the CPU time in bench/bench_nullspace.c).
+ *   dmnsp train adds the adapter's hidden activations
+ *   (clip_workspace_adapter_hidden) with nullspace_collector_add_factored
+ *   instead of the rows: the same covariance for about 1/80 of the flops of
+ *   dsyrk on the rows (d = 768, b = 64; 1/50 of the CPU time in
+ *   bench/bench_nullspace.c).
  *     checkpoint: nullspace_task_block() for each block, nullspace_lambda()
  *   resume:      nullspace_add_task() per finished task, nullspace_set_lambda()
  *

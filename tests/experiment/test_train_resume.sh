@@ -15,7 +15,10 @@ run 2 train small.yaml "${settings[@]}" output_dir=runs/whole >whole.log 2>&1 ||
 run 2 train small.yaml "${settings[@]}" output_dir=runs/killed >killed.log 2>&1 &
 launcher=$!
 killed=0
-for _ in $(seq 1 3000); do
+# Poll until the launcher ends, or for 240 s: on a loaded machine the first
+# two tasks can take a while.
+deadline=$((SECONDS + 240))
+while ((SECONDS < deadline)); do
     if grep -q "=== task 2/2" runs/killed/train.log 2>/dev/null; then
         kill -9 "$launcher" 2>/dev/null
         pkill -9 -f "output_dir=runs/killed" 2>/dev/null
@@ -25,8 +28,13 @@ for _ in $(seq 1 3000); do
     kill -0 "$launcher" 2>/dev/null || break
     sleep 0.02
 done
+if [[ $killed -eq 0 ]] && kill -0 "$launcher" 2>/dev/null; then
+    kill -9 "$launcher" 2>/dev/null
+    pkill -9 -f "output_dir=runs/killed" 2>/dev/null
+    fail "task 2 did not start within 240 s"
+fi
 wait "$launcher" 2>/dev/null
-[[ $killed -eq 1 ]] || fail "the run ended before it could be killed during task 2"
+[[ $killed -eq 1 ]] || fail "the run ended before it could be killed during task 2: $(tail -n 5 killed.log)"
 if grep -q '"summary"' runs/killed/metrics.json; then
     fail "the killed run had already finished"
 fi

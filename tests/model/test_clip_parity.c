@@ -143,6 +143,47 @@ static void run_model(fixture *fx, clip_workspace *ws, int train, float **img, f
     CHECK_OK(clip_backward_texts(fx->model, ws, fx->d_text, *grads));
 }
 
+/* The kept adapter hidden activations z give back the adapter output of
+ * every block of both encoders: a = scale · (z up_wᵀ + up_b). */
+static void check_adapter_hidden(fixture *fx, clip_workspace *ws, const char *label)
+{
+    const clip_config *c = fx->config;
+    for (int modality = CLIP_VISUAL; modality <= CLIP_TEXT; modality++) {
+        int blocks = modality == CLIP_VISUAL ? c->vision_layers : c->text_layers;
+        for (int block = 0; block < blocks; block++) {
+            int rows = 0, hidden_rows = 0;
+            const float *a = clip_workspace_adapter_output(ws, modality, block, &rows);
+            const float *z = clip_workspace_adapter_hidden(ws, modality, block, &hidden_rows);
+            CHECK(a != NULL);
+            CHECK(z != NULL);
+            CHECK_EQ_INT(hidden_rows, rows);
+            if (a == NULL || z == NULL || hidden_rows != rows)
+                continue;
+            clip_adapter_view view;
+            clip_adapter_block(c, clip_model_adapters(fx->model), modality, block, &view);
+            int d = view.width, k = c->adapter_bottleneck;
+            float *rebuilt = malloc(sizeof(float) * (size_t)rows * d);
+            for (int r = 0; r < rows; r++)
+                for (int i = 0; i < d; i++) {
+                    double sum = view.up_b[i];
+                    for (int j = 0; j < k; j++)
+                        sum += (double)view.up_w[(size_t)i * k + j] * z[(size_t)r * k + j];
+                    rebuilt[(size_t)r * d + i] = (float)(c->adapter_scale * sum);
+                }
+            /* errors relative to the block's largest output: the float
+             * GEMM of the forward rounds small sums near cancellation */
+            double largest = 0;
+            for (size_t i = 0; i < (size_t)rows * d; i++)
+                largest = fmax(largest, fabs(a[i]));
+            char name[128];
+            snprintf(name, sizeof name, "%s: %s block %d output from its hidden activations", label,
+                     modality == CLIP_VISUAL ? "visual" : "text", block);
+            test_compare_floats(name, rebuilt, a, (size_t)rows * d, 1e-5, largest);
+            free(rebuilt);
+        }
+    }
+}
+
 static void test_eval_parity(fixture *fx, clip_workspace *ws, const char *label)
 {
     int E = fx->config->embed_dim;
@@ -167,6 +208,8 @@ static void test_eval_parity(fixture *fx, clip_workspace *ws, const char *label)
     test_compare_floats(name, logits, expected, (size_t)fx->n_images * fx->n_texts, 1e-3, 0);
     free(expected);
     free(logits);
+
+    check_adapter_hidden(fx, ws, label);
 
     /* the adapter outputs stay readable after the backward */
     for (int block = 0; block < fx->config->vision_layers; block++) {
@@ -212,6 +255,8 @@ static void test_train_parity(fixture *fx, clip_workspace *ws, const char *label
     snprintf(name, sizeof name, "%s: train adapter gradients", label);
     test_compare_floats(name, grads, expected, clip_adapter_count(fx->config), GRAD_TOL, GRAD_FLOOR);
     free(expected);
+
+    check_adapter_hidden(fx, ws, label);
 
     /* dropout changes the result, so the mask is really applied */
     float *eval_img = read_tensor(fx->file, "eval.image_features", NULL);
