@@ -4,6 +4,7 @@
 #include "commands.h"
 
 #include "dmnsp/clip.h"
+#include "dmnsp/dist.h"
 #include "dmnsp/error.h"
 #include "dmnsp/image.h"
 #include "dmnsp/tokenizer.h"
@@ -460,6 +461,8 @@ int cmd_infer(int argc, char **argv)
         return parsed == 1 ? 0 : 2;
     }
 
+    char threads[160];
+    dist_default_threads(1, threads, sizeof threads);
     int status = run_infer(&state);
     if (status != 0)
         fprintf(stderr, "dmnsp infer: %s\n", dmnsp_last_error());

@@ -7,6 +7,7 @@
 #include "dmnsp/dist.h"
 #include "dmnsp/error.h"
 #include "dmnsp/experiment.h"
+#include "dmnsp/log.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -54,6 +55,7 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "dmnsp: error: %s\n", dmnsp_last_error());
         return 1;
     }
+    log_info("threads per rank: %s", dist_thread_summary());
     config *cfg = NULL;
     status = load_config(&args, args.override_count, args.overrides, &cfg);
     if (status == 0)
@@ -89,6 +91,7 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "dmnsp: error: %s\n", dmnsp_last_error());
         return 1;
     }
+    log_info("threads per rank: %s", dist_thread_summary());
     config *cfg = NULL;
     status = load_config(&args, override_count, overrides, &cfg);
     if (status == 0)

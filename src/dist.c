@@ -1,16 +1,22 @@
 /* dist: MPI and PETSc/SLEPc lifetime and job-wide failure handling. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "dmnsp/dist.h"
 
 #include "dmnsp/error.h"
 #include "dmnsp/log.h"
 
+#include <cblas.h>
+#include <omp.h>
+#include <sched.h>
 #include <slepcsys.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static dist_context context = {0, 1, 0};
 static int mpi_started_here = 0;
+static char thread_summary[160];
 
 static const char petsc_help[] = "dmnsp: PETSc/SLEPc options (-svd_*, -eps_*, -log_view) follow the dmnsp arguments.\n";
 
@@ -27,6 +33,14 @@ int dist_init(const char *program, int petsc_argc, char **petsc_argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &context.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &context.size);
     log_set_rank(context.rank);
+
+    MPI_Comm node = MPI_COMM_NULL;
+    int ranks_on_node = 1;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_size(node, &ranks_on_node);
+        MPI_Comm_free(&node);
+    }
+    dist_default_threads(ranks_on_node, thread_summary, sizeof thread_summary);
 
     /* PETSc keeps pointers into argv, so the array lives until finalize. */
     static char *argv_store[256];
@@ -63,6 +77,40 @@ void dist_finalize(void)
     if (initialized && !finalized && mpi_started_here)
         MPI_Finalize();
 }
+
+static int env_set(const char *name)
+{
+    const char *value = getenv(name);
+    return value != NULL && value[0] != '\0';
+}
+
+void dist_default_threads(int ranks_on_node, char *summary, size_t size)
+{
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int cores = online > 0 ? (int)online : 1;
+    cpu_set_t mask;
+    if (sched_getaffinity(0, sizeof mask, &mask) == 0 && CPU_COUNT(&mask) > 0)
+        cores = CPU_COUNT(&mask);
+    /* A process bound to fewer cores than the node has does not share
+     * them with the other ranks; an unbound one does. */
+    int share = cores >= online && ranks_on_node > 1 ? ranks_on_node : 1;
+    int blas_threads = cores / share > 0 ? cores / share : 1;
+
+    const char *omp_source = "environment";
+    if (!env_set("OMP_NUM_THREADS")) {
+        omp_set_num_threads(1);
+        omp_source = "default";
+    }
+    const char *blas_source = "environment";
+    if (!env_set("OPENBLAS_NUM_THREADS") && !env_set("GOTO_NUM_THREADS") && !env_set("OMP_NUM_THREADS")) {
+        openblas_set_num_threads(blas_threads);
+        blas_source = "default";
+    }
+    snprintf(summary, size, "%d OpenBLAS (%s), %d OpenMP (%s), %d cores usable", openblas_get_num_threads(),
+             blas_source, omp_get_max_threads(), omp_source, cores);
+}
+
+const char *dist_thread_summary(void) { return thread_summary; }
 
 const dist_context *dist_get(void) { return &context; }
 int dist_rank(void) { return context.rank; }

@@ -25,6 +25,18 @@ int dist_init(const char *program, int petsc_argc, char **petsc_argv);
 /* Ends PETSc/SLEPc and MPI; safe to call when dist_init never ran. */
 void dist_finalize(void);
 
+/* Sets the thread counts of a process when the environment sets none,
+ * and describes the counts in use in SUMMARY. With OMP_NUM_THREADS unset,
+ * OpenMP gets 1 thread. With OPENBLAS_NUM_THREADS, GOTO_NUM_THREADS and
+ * OMP_NUM_THREADS unset, OpenBLAS gets the cores this process may run on,
+ * divided by RANKS_ON_NODE when the process is not bound to a subset of
+ * the cores. Both libraries' idle threads spin, and on 2 cores an eval
+ * with both at 2 threads took 5 times as long as with either at 1.
+ * dist_init calls it with the ranks of the node. */
+void dist_default_threads(int ranks_on_node, char *summary, size_t size);
+/* The SUMMARY of the dist_default_threads call made by dist_init. */
+const char *dist_thread_summary(void);
+
 const dist_context *dist_get(void);
 int dist_rank(void);
 int dist_size(void);
