@@ -145,6 +145,8 @@ static void test_int_list(void)
     CHECK_FAILS_WITH(config_read_int_list("order_bad.yaml", "class_order", &values, &count),
                      "order_bad.yaml:1:18: item 1 of 'class_order' is not an integer");
     CHECK_FAILS_WITH(config_read_int_list("order.yaml", "order", &values, &count), "key 'order' not found");
+    CHECK_FAILS_WITH(config_read_int_list("no_such_order.yaml", "class_order", &values, &count),
+                     "no_such_order.yaml: cannot open the class_order file");
 }
 
 int main(void)
