@@ -207,7 +207,9 @@ static int nullspace_options_from_config(const experiment *e, int blocks, int wi
     DMNSP_TRY(nullspace_parse_union(config_get_string(cfg, "nullspace.union"), &options->union_mode));
     DMNSP_TRY(nullspace_parse_lambda_apply(config_get_string(cfg, "lambda_apply"), &options->lambda_apply));
     if (options->top_select >= width)
-        return dmnsp_fail("top_select=%d must be less than the adapter width %d", options->top_select, width);
+        return dmnsp_fail("top_select=%d must be less than %d, the width of the encoder's adapter outputs whose "
+                          "covariance it decomposes",
+                          options->top_select, width);
     return nullspace_options_validate(options);
 }
 
