@@ -20,7 +20,7 @@ int cmd_args_split(int argc, char **argv, const char *usage, int allow_petsc, cm
     int i = 1;
     out->overrides = argv + 1;
     while (i < argc && argv[i][0] != '-') {
-        if (strchr(argv[i], '=') == NULL) {
+        if (strchr(argv[i], '=') == NULL || argv[i][0] == '=') {
             fprintf(stderr, "dmnsp: '%s' is not a key=value override\n\n%s", argv[i], usage);
             return 2;
         }

@@ -24,7 +24,8 @@ static const char infer_usage[] =
     "Classifies each JPEG or PNG IMAGE by the cosine similarity of its CLIP\n"
     "image embedding to the text embedding of one prompt per class, and\n"
     "prints the most probable classes. Adapters stored in the weights file\n"
-    "are used; without them the model is plain CLIP.\n"
+    "are used; without them the model is plain CLIP. `dmnsp export RUN_DIR`\n"
+    "writes a trained run as such a file.\n"
     "\n"
     "  --weights W   safetensors file with OpenAI/open_clip or Hugging Face names;\n"
     "                the architecture is inferred from its tensor shapes\n"
@@ -36,7 +37,8 @@ static const char infer_usage[] =
     "                (default: \"a bad photo of a {}.\")\n"
     "  --top K       classes printed per image (default 5; all with --json)\n"
     "  --batch N     images encoded per forward pass (default 16)\n"
-    "  --adapter-scale S  factor on the adapter output, as in training (default 0.1)\n"
+    "  --adapter-scale S  factor on the adapter output, as in training (default:\n"
+    "                the value dmnsp export stored in the file, else 0.1)\n"
     "  --json        print {\"classes\": [...], \"images\": [{\"path\", \"logits\",\n"
     "                \"probs\"}]} where logits = exp(logit_scale) * cos(image, text)\n"
     "                and probs = softmax(logits)\n";
@@ -88,7 +90,7 @@ static int parse_options(int argc, char **argv, infer_options *o)
     o->template_text = "a bad photo of a {}.";
     o->top = 5;
     o->batch = 16;
-    o->adapter_scale = 0.1f;
+    o->adapter_scale = NAN; /* from the file, else 0.1 */
     o->images = calloc((size_t)argc + 1, sizeof *o->images);
     if (o->images == NULL) {
         fprintf(stderr, "dmnsp infer: out of memory\n");
@@ -254,9 +256,15 @@ static int load_model(infer_state *s)
     clip_config config;
     memset(&config, 0, sizeof config);
     config.adapter_bottleneck = 64;
-    config.adapter_scale = s->options.adapter_scale;
+    config.adapter_scale = 0.1f;
     config.adapter_dropout = 0.1f;
-    int status = weights_infer_config(w, &config);
+    int status = 0;
+    if (!isnan(s->options.adapter_scale))
+        config.adapter_scale = s->options.adapter_scale;
+    else
+        status = weights_adapter_scale(w, &config.adapter_scale) < 0 ? -1 : 0;
+    if (status == 0)
+        status = weights_infer_config(w, &config);
     if (status == 0)
         status = clip_model_create(&config, &s->model);
     if (status == 0)

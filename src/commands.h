@@ -13,5 +13,6 @@ int cmd_compare(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
 int cmd_infer(int argc, char **argv);
 int cmd_preprocess(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 #endif

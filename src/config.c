@@ -81,7 +81,7 @@ static int is_section(const config *c, const char *key)
     return 0;
 }
 
-static int edit_distance(const char *a, const char *b)
+int config_edit_distance(const char *a, const char *b)
 {
     size_t n = strlen(a), m = strlen(b);
     if (n > 63 || m > 63)
@@ -113,10 +113,10 @@ static void suggest_key(const config *c, const char *key, char *out, size_t size
     int best = 3, best_index = -1;
     for (int i = 0; i < c->count; i++) {
         const char *known = c->schema[i].key;
-        int distance = edit_distance(key, known);
+        int distance = config_edit_distance(key, known);
         const char *dot = strchr(known, '.');
         if (dot != NULL) {
-            int tail = edit_distance(key, dot + 1);
+            int tail = config_edit_distance(key, dot + 1);
             if (tail < distance)
                 distance = tail;
         }

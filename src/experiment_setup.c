@@ -79,11 +79,13 @@ static void apply_adapter_settings(const config *cfg, clip_config *model_config)
     model_config->adapter_dropout = (float)config_get_float(cfg, "adapter.dropout");
 }
 
-static int open_model(experiment *e)
+int experiment_load_model(const config *cfg, clip_config *model_config, clip_model **model)
 {
-    const config *cfg = e->cfg;
+    *model = NULL;
+    memset(model_config, 0, sizeof *model_config);
     const char *preset = config_get_string(cfg, "model_name");
     const char *weights_path = config_get_string(cfg, "weights");
+    uint64_t seed = (uint64_t)config_get_int(cfg, "seed");
     int auto_preset = preset[0] == '\0' || strcmp(preset, "auto") == 0;
 
     if (weights_path[0] == '\0') {
@@ -91,31 +93,40 @@ static int open_model(experiment *e)
             return dmnsp_fail("model_name=%s needs weights=FILE.safetensors to take the architecture from; "
                               "or name a preset (%s)",
                               preset[0] ? preset : "\"\"", clip_preset_names());
-        DMNSP_TRY(clip_preset(preset, &e->model_config));
-        apply_adapter_settings(cfg, &e->model_config);
-        DMNSP_TRY(clip_model_create(&e->model_config, &e->model));
-        DMNSP_TRY(clip_model_init_random(e->model, e->seed));
-        DMNSP_TRY(clip_model_init_adapters(e->model, e->seed));
-        log_info("model: %s preset with seeded random frozen weights (seed %llu)", preset,
-                 (unsigned long long)e->seed);
+        DMNSP_TRY(clip_preset(preset, model_config));
+        apply_adapter_settings(cfg, model_config);
+        DMNSP_TRY(clip_model_create(model_config, model));
+        int status = clip_model_init_random(*model, seed);
+        if (status == 0)
+            status = clip_model_init_adapters(*model, seed);
+        if (status != 0) {
+            clip_model_free(*model);
+            *model = NULL;
+            return -1;
+        }
+        log_info("model: %s preset with seeded random frozen weights (seed %llu)", preset, (unsigned long long)seed);
         return 0;
     }
 
     weights_file *file = NULL;
     DMNSP_TRY(weights_open(weights_path, &file));
-    apply_adapter_settings(cfg, &e->model_config);
-    int status = weights_infer_config(file, &e->model_config);
+    apply_adapter_settings(cfg, model_config);
+    int status = weights_infer_config(file, model_config);
     if (status == 0 && !auto_preset)
-        status = weights_check_preset(file, &e->model_config, preset);
+        status = weights_check_preset(file, model_config, preset);
     if (status == 0)
-        status = clip_model_create(&e->model_config, &e->model);
+        status = clip_model_create(model_config, model);
     if (status == 0)
-        status = weights_read(file, &e->model_config, clip_model_frozen(e->model), clip_model_adapters(e->model));
+        status = weights_read(file, model_config, clip_model_frozen(*model), clip_model_adapters(*model));
     int has_adapters = status == 0 && weights_has_adapters(file);
     weights_close(file);
-    DMNSP_TRY(status);
-    if (!has_adapters)
-        DMNSP_TRY(clip_model_init_adapters(e->model, e->seed));
+    if (status == 0 && !has_adapters)
+        status = clip_model_init_adapters(*model, seed);
+    if (status != 0) {
+        clip_model_free(*model);
+        *model = NULL;
+        return -1;
+    }
     log_info("model: %s (%s naming inferred from the file), adapters %s", weights_path,
              auto_preset ? "architecture" : preset, has_adapters ? "from the file" : "freshly initialised");
     return 0;
@@ -251,7 +262,7 @@ int experiment_open(const config *cfg, experiment *e)
     DMNSP_TRY(experiment_method_of(config_get_string(cfg, "method"), &e->method));
 
     DMNSP_TRY(open_data(e));
-    DMNSP_TRY(open_model(e));
+    DMNSP_TRY(experiment_load_model(cfg, &e->model_config, &e->model));
     DMNSP_TRY(open_prompts(e));
     DMNSP_TRY(open_trainer(e));
     DMNSP_TRY(open_nullspace(e));

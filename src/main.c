@@ -2,6 +2,8 @@
  * src/cmd_*.c; see `dmnsp --help`. */
 #include "commands.h"
 
+#include "dmnsp/config.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +20,7 @@ static const command commands[] = {
     {"config", "print the fully resolved config as YAML", cmd_config},
     {"analyze", "tables, plots and report.md from run folders (checkpoint.h5, metrics.json)", cmd_analyze},
     {"infer", "classify images zero-shot with CLIP weights and class names", cmd_infer},
+    {"export", "write a run's model (frozen weights + adapters) as a safetensors file", cmd_export},
     {"preprocess", "decode, resize, crop and normalise images into a float32 tensor file", cmd_preprocess},
 };
 
@@ -55,7 +58,19 @@ int main(int argc, char **argv)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 2, argv + 2);
     }
-    fprintf(stderr, "dmnsp: unknown command '%s'\n\n", argv[1]);
+    const char *closest = NULL;
+    int best = 3;
+    for (int i = 0; i < command_count; i++) {
+        int distance = config_edit_distance(argv[1], commands[i].name);
+        if (distance < best) {
+            best = distance;
+            closest = commands[i].name;
+        }
+    }
+    if (closest != NULL)
+        fprintf(stderr, "dmnsp: unknown command '%s' (did you mean '%s'?)\n\n", argv[1], closest);
+    else
+        fprintf(stderr, "dmnsp: unknown command '%s'\n\n", argv[1]);
     print_usage(stderr);
     return 2;
 }

@@ -364,6 +364,11 @@ int safetensors_open(const char *path, safetensors_file **file)
     unsigned char length_bytes[8];
     if ((status = read_exact(f->fd, 0, length_bytes, 8)) != 0)
         goto done;
+    if (memcmp(length_bytes, "\x89HDF\r\n\x1a\n", 8) == 0) {
+        status = dmnsp_fail("this is an HDF5 file, not safetensors; a dmnsp run's checkpoint.h5 becomes a weights "
+                            "file with: dmnsp export RUN_DIR --out FILE.safetensors");
+        goto done;
+    }
     uint64_t header_length = 0;
     for (int i = 7; i >= 0; i--)
         header_length = (header_length << 8) | length_bytes[i];

@@ -67,6 +67,20 @@ int weights_has_adapters(const weights_file *file)
     return file->has_adapters;
 }
 
+int weights_adapter_scale(const weights_file *file, float *scale)
+{
+    const char *text = safetensors_metadata(file->tensors, WEIGHTS_ADAPTER_SCALE_KEY);
+    if (text == NULL)
+        return 0;
+    char *end = NULL;
+    float value = strtof(text, &end);
+    if (end == text || *end != '\0' || !isfinite(value))
+        return dmnsp_fail("%s: metadata %s='%s' is not a number", safetensors_path(file->tensors),
+                          WEIGHTS_ADAPTER_SCALE_KEY, text);
+    *scale = value;
+    return 1;
+}
+
 /* ---- lookup with the file's prefix -------------------------------------- */
 
 static const safetensors_tensor *find_tensor(const weights_file *w, const char *name)
@@ -582,6 +596,11 @@ int weights_save(const char *path, const clip_config *config, const float *froze
     int status = safetensors_writer_create(&writer);
     if (status == 0)
         status = safetensors_writer_add_metadata(writer, "format", "pt");
+    if (status == 0 && adapters != NULL) {
+        char scale[32];
+        snprintf(scale, sizeof scale, "%.9g", (double)config->adapter_scale);
+        status = safetensors_writer_add_metadata(writer, WEIGHTS_ADAPTER_SCALE_KEY, scale);
+    }
 
     for (int i = 0; i < count && status == 0; i++) {
         const clip_tensor_info *info = &table[i];

@@ -43,6 +43,9 @@ typedef struct {
 
 /* The schema: every known key, in the order `dmnsp config` prints them. */
 const config_key *config_schema(int *count);
+/* Case-insensitive Levenshtein distance of A and B (99 when either is
+ * longer than 63 characters); the "did you mean" suggestions use it. */
+int config_edit_distance(const char *a, const char *b);
 
 /* Loads PATH (may be NULL: defaults only) and applies the OVERRIDES
  * ("key=value" strings). Returns 0 and a new config, or -1 with a message. */

@@ -13,6 +13,7 @@
 #ifndef DMNSP_EXPERIMENT_H
 #define DMNSP_EXPERIMENT_H
 
+#include "dmnsp/clip.h"
 #include "dmnsp/config.h"
 
 /* Runs the whole experiment CONFIG describes (resume and overwrite rules of
@@ -23,5 +24,13 @@ int experiment_train(const config *cfg);
  * tasks the checkpoint finished, with the classifier over all their
  * classes, and prints the accuracy per task. Writes nothing. */
 int experiment_eval(const config *cfg, const char *checkpoint_path);
+
+/* Builds the model CONFIG describes. The frozen weights come from the
+ * `weights` file (architecture from its shapes, checked against
+ * `model_name` unless that is "auto") or from the `model_name` preset drawn
+ * from `seed`. Adapter settings come from the `adapter.*` keys, adapters
+ * from the file or freshly initialised from `seed`. Local, not collective.
+ * Returns 0, or -1 with *MODEL NULL. */
+int experiment_load_model(const config *cfg, clip_config *model_config, clip_model **model);
 
 #endif

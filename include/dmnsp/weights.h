@@ -50,6 +50,10 @@ weights_naming weights_naming_of(const weights_file *file);
 const char *weights_naming_name(weights_naming naming);
 /* 1 when the file holds adapter tensors for every block, 0 when none. */
 int weights_has_adapters(const weights_file *file);
+/* Sets *SCALE to the adapter output scale stored by weights_save and
+ * returns 1; returns 0 (and leaves *SCALE) when the file has none, and -1
+ * when the stored value is not a finite number. */
+int weights_adapter_scale(const weights_file *file, float *scale);
 
 /* Infers the architecture from tensor shapes, as OpenAI's build_model does:
  * vision width, patch size and layer count from the patch embedding and the
@@ -83,9 +87,13 @@ int weights_read(const weights_file *file, const clip_config *config, float *fro
 int weights_load(const char *path, const char *preset_or_null, clip_config *config, float **frozen, float **adapters,
                  int *has_adapters);
 
+/* Metadata key of the adapter output scale, which no tensor shape gives. */
+#define WEIGHTS_ADAPTER_SCALE_KEY "dmnsp_adapter_scale"
+
 /* Writes every frozen tensor and, when ADAPTERS is not NULL, every adapter
  * tensor under OpenAI names with PyTorch shapes as F32 safetensors,
- * atomically (temporary file + rename). */
+ * atomically (temporary file + rename). With adapters, the metadata gets
+ * the config's adapter_scale under WEIGHTS_ADAPTER_SCALE_KEY. */
 int weights_save(const char *path, const clip_config *config, const float *frozen, const float *adapters);
 
 #endif

@@ -26,11 +26,17 @@ expect() { # expect CODE NEEDLE -- COMMAND...
 expect 0 "usage: dmnsp COMMAND" -- "$dmnsp" --help
 expect 0 "dmnsp 0." -- "$dmnsp" --version
 expect 2 "usage: dmnsp COMMAND" -- "$dmnsp"
-expect 2 "unknown command 'trian'" -- "$dmnsp" trian
+expect 2 "unknown command 'trian' (did you mean 'train'?)" -- "$dmnsp" trian
+expect 2 "unknown command 'frobnicate'" -- "$dmnsp" frobnicate
+expect 0 "usage: dmnsp export" -- "$dmnsp" export --help
+expect 2 "a run folder is needed" -- "$dmnsp" export --out model.safetensors
+expect 2 "--out FILE.safetensors is needed" -- "$dmnsp" export some_run
+expect 1 "some_run/config.yaml: cannot open config file" -- "$dmnsp" export some_run --out model.safetensors
 expect 0 "usage: dmnsp config" -- "$dmnsp" config --help
 expect 2 "missing the config file" -- "$dmnsp" config
 expect 2 "unknown option '--fast'" -- "$dmnsp" config "$configs/cifar100_10-10.yaml" --fast
 expect 2 "is not a key=value override" -- "$dmnsp" config "$configs/cifar100_10-10.yaml" lambda_scale
+expect 2 "'=3' is not a key=value override" -- "$dmnsp" config "$configs/cifar100_10-10.yaml" =3
 expect 0 "lambda_scale: 10" -- "$dmnsp" config "$configs/cifar100_10-10.yaml" lambda_scale=10 nullspace.solver=slepc
 expect 0 'solver: "slepc"' -- "$dmnsp" config "$configs/cifar100_10-10.yaml" lambda_scale=10 nullspace.solver=slepc
 expect 0 "increment: 10" -- "$dmnsp" config "$configs/cifar100_10-10.yaml"

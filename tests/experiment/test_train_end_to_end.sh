@@ -41,6 +41,26 @@ fi
 run 2 eval small.yaml checkpoint=runs/dmnsp2/checkpoint.h5 >eval.log 2>&1 || fail "dmnsp eval failed: $(cat eval.log)"
 grep -q "all seen tasks" eval.log || fail "dmnsp eval printed no total: $(cat eval.log)"
 
+# dmnsp export writes the run's model; evaluated as a zero-shot model, the
+# file gives the accuracies of the run's last row.
+"$dmnsp" export runs/dmnsp2 --out exported.safetensors >export.log 2>&1 ||
+    fail "dmnsp export failed: $(cat export.log)"
+run 2 train small.yaml method=zeroshot weights=$PWD/exported.safetensors output_dir=runs/exported \
+    >exported.log 2>&1 || fail "a zero-shot run of the exported model failed: $(tail -n 5 exported.log)"
+check_export=${2:?path of check_export}
+"$check_export" small.yaml runs/dmnsp2/checkpoint.h5 2 exported.safetensors ||
+    fail "the exported file does not hold the run's weights and adapters"
+last_row() { grep '"task": 2,' "$1" | grep -oE '"acc_per_task": \[[^]]*\]'; }
+[[ -n $(last_row runs/dmnsp2/metrics.json) && "$(last_row runs/dmnsp2/metrics.json)" == "$(last_row runs/exported/metrics.json)" ]] ||
+    fail "the exported model's accuracies $(last_row runs/exported/metrics.json) differ from the run's $(last_row runs/dmnsp2/metrics.json)"
+"$dmnsp" export runs/dmnsp2 --task 0 --out task0.safetensors >/dev/null 2>&1 || fail "dmnsp export --task 0 failed"
+cmp -s task0.safetensors exported.safetensors && fail "the adapters after task 0 equal those after task 2"
+"$dmnsp" export runs/dmnsp2 --task 3 --out task3.safetensors >export3.log 2>&1 && fail "export --task 3 was accepted"
+grep -q "finished tasks 0..2; --task 3" export3.log || fail "export --task 3 message: $(cat export3.log)"
+"$dmnsp" infer --weights runs/dmnsp2/checkpoint.h5 --classes a,b x.png >infer-h5.log 2>&1 &&
+    fail "infer accepted a checkpoint as weights"
+grep -q "HDF5 file, not safetensors.*dmnsp export" infer-h5.log || fail "infer on a checkpoint: $(cat infer-h5.log)"
+
 # One rank computes the same run (up to reduction order in the last digit).
 run 1 train small.yaml method=DMNSP output_dir=runs/dmnsp1 >train1.log 2>&1 || fail "dmnsp train on 1 rank failed"
 if ! diff <(grep -oE '"acc_per_task": \[[^]]*\]' runs/dmnsp1/metrics.json) \
