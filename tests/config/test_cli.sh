@@ -43,6 +43,16 @@ expect 0 "increment: 10" -- "$dmnsp" config "$configs/cifar100_10-10.yaml"
 expect 1 "lamda_scale" -- "$dmnsp" config "$configs/cifar100_10-10.yaml" lamda_scale=10
 expect 1 "cannot open config file" -- "$dmnsp" config no_such_config.yaml
 
+# configs/README.md holds the current key table.
+keys_doc=${DMNSP_SOURCE_DIR}/configs/README.md
+if diff <("$dmnsp" config --keys) <(sed -n '/<!-- generated: dmnsp config --keys -->/,$p' "$keys_doc" | tail -n +2) \
+    >keys.diff; then
+    echo "ok: configs/README.md lists the keys of dmnsp config --keys"
+else
+    echo "FAIL: configs/README.md differs from dmnsp config --keys (regenerate its table): $(cat keys.diff)"
+    failures=$((failures + 1))
+fi
+
 # Every shipped config resolves.
 for config in "$configs"/*.yaml; do
     expect 0 "output_dir:" -- "$dmnsp" config "$config"
