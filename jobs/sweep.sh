@@ -32,9 +32,15 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source_root=$(cd "$here/.." && pwd)
 
-usage() {
-    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//' >&2
-    exit 2
+usage() { # usage STATUS: the header comment, to stdout for --help (0), else to stderr
+    local text
+    text=$(sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//')
+    if [[ $1 -eq 0 ]]; then
+        echo "$text"
+    else
+        echo "$text" >&2
+    fi
+    exit "$1"
 }
 
 fail_usage() {
@@ -46,8 +52,8 @@ fail_usage() {
 # ---------------------------------------------------------------------------
 # Arguments
 # ---------------------------------------------------------------------------
-[[ $# -ge 1 ]] || usage
-[[ $1 == --help || $1 == -h ]] && usage
+[[ $# -ge 1 ]] || usage 2
+[[ $1 == --help || $1 == -h ]] && usage 0
 config=$1
 shift
 [[ -f $config ]] || fail_usage "config $config not found"
@@ -116,7 +122,7 @@ while [[ $# -gt 0 ]]; do
         shift
         ;;
     --help | -h)
-        usage
+        usage 0
         ;;
     --)
         shift

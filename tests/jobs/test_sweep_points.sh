@@ -91,6 +91,15 @@ grep -q "srun --cpus-per-task=2 --cpu-bind=cores $dmnsp train .* top_select=1 to
 output=$(SLURM_ARRAY_TASK_ID=0 PATH="$PWD/fakebin:$PATH" bash points/array.sbatch 2>&1)
 grep -q "is finished; nothing to do" <<<"$output" || fail "array index 0 ran a finished point"
 
+# --help prints the usage to stdout and succeeds; no arguments is a usage error.
+help=$(bash "$sweep" --help 2>/dev/null)
+status=$?
+[[ $status -eq 0 ]] || fail "--help exited with $status, expected 0"
+[[ $help == *"--grid KEY=V1,V2"* ]] || fail "--help printed no usage on stdout: $help"
+bash "$sweep" >/dev/null 2>&1
+status=$?
+[[ $status -eq 2 ]] || fail "no arguments exited with $status, expected 2"
+
 if [[ $failures -gt 0 ]]; then
     echo "$failures check(s) failed"
     exit 1
