@@ -14,7 +14,7 @@ static const char compare_usage[] =
     "\n"
     "Prints one row per run folder (or metrics.json path): method, dataset,\n"
     "tasks, last accuracy, average accuracy, forgetting, bwt, fwt, non-finite\n"
-    "values, wall time and ranks, from the run's metrics.json.\n";
+    "values, wall time, ranks and the run, from the run's metrics.json.\n";
 
 static void print_value(double value)
 {
@@ -35,8 +35,8 @@ int cmd_compare(int argc, char **argv)
         return 2;
     }
 
-    printf("%-14s %-13s %5s %9s %9s %9s %9s %9s %9s %8s %5s\n", "method", "dataset", "tasks", "last", "average",
-           "forget", "bwt", "fwt", "nonfinite", "wall_s", "ranks");
+    printf("%-14s %-13s %5s %9s %9s %9s %9s %9s %9s %8s %5s  %s\n", "method", "dataset", "tasks", "last", "average",
+           "forget", "bwt", "fwt", "nonfinite", "wall_s", "ranks", "run");
     int failures = 0;
     for (int i = 0; i < argc; i++) {
         char path[4200];
@@ -71,9 +71,10 @@ int cmd_compare(int argc, char **argv)
         print_value(last->fwt);
         printf(" %9ld", nonfinite);
         if (file.has_summary)
-            printf(" %8.1f %5d\n", file.wall_seconds, file.ranks);
+            printf(" %8.1f %5d", file.wall_seconds, file.ranks);
         else
-            printf(" %8s %5s\n", "-", "-");
+            printf(" %8s %5s", "-", "-");
+        printf("  %s\n", argv[i]);
         metrics_file_free(&file);
     }
     return failures > 0 ? 1 : 0;

@@ -47,7 +47,8 @@ int rundir_write_atomic(const char *path, const void *data, size_t bytes)
 
     int fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0664);
     if (fd < 0)
-        return dmnsp_fail("cannot write %s: %s", temporary, strerror(errno));
+        return dmnsp_fail("cannot write %s: creating the temporary file %s failed: %s", path, temporary,
+                          strerror(errno));
     const char *p = data;
     size_t left = bytes;
     while (left > 0) {

@@ -848,7 +848,8 @@ int safetensors_writer_write(safetensors_writer *w, const char *path)
     if (status == 0) {
         out = fopen(temporary, "wb");
         if (out == NULL)
-            status = dmnsp_fail("cannot create %s: %s", temporary, strerror(errno));
+            status = dmnsp_fail("cannot write %s: creating the temporary file %s failed: %s", path, temporary,
+                                strerror(errno));
     }
     if (status == 0) {
         unsigned char length_bytes[8];
