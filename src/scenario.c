@@ -64,7 +64,8 @@ int scenario_init(scenario *sc, const int *class_order, int order_length, int da
     if (rest % increment != 0) {
         free(label_of_class);
         return dmnsp_fail("scenario: initial_increment %d plus tasks of increment %d do not cover the %d classes in the "
-                          "class order exactly (%d + %d x %d = %d, %d left over)",
+                          "class order exactly (%d + %d x %d = %d, %d left over); choose increments that divide "
+                          "the classes, or a class_order file that lists a subset of them",
                           initial_increment, increment, order_length, initial_increment, rest / increment, increment,
                           initial_increment + (rest / increment) * increment, rest % increment);
     }
