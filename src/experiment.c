@@ -389,7 +389,7 @@ static int restore_bases(experiment *e, checkpoint_reader *reader, int tasks)
 
     for (int task = 0; task < tasks && status == 0; task++) {
         checkpoint_nullspace_info info;
-        status = checkpoint_read_nullspace_info(reader, task, &info);
+        status = checkpoint_read_nullspace_info(reader, task, CLIP_VISUAL, &info);
         if (status == 0 && (info.blocks != blocks || info.d != d || info.k != k))
             status = dmnsp_fail("resume: %s task %d has null spaces of %d blocks x %d x %d, this run needs %d x %d "
                                 "x %d",
@@ -402,7 +402,7 @@ static int restore_bases(experiment *e, checkpoint_reader *reader, int tasks)
             eigvals_p[block] = eigvals + (size_t)block * d;
             eigvecs_p[block] = eigvecs + (size_t)block * per_block;
             top_p[block] = top + (size_t)block * d * k;
-            status = checkpoint_read_nullspace(reader, task, block, eigvals + (size_t)block * d,
+            status = checkpoint_read_nullspace(reader, task, CLIP_VISUAL, block, eigvals + (size_t)block * d,
                                                info.has_eigvecs ? eigvecs + (size_t)block * per_block : NULL,
                                                top + (size_t)block * d * k);
         }
