@@ -77,6 +77,11 @@ int experiment_compute_lambda(experiment *e, int task);
 int experiment_build_bases(experiment *e, int task);
 int experiment_projection_hook(void *context, float *gradients, int step);
 
+/* experiment_checkpoint.c: rank 0 writes, every rank calls (collective). */
+int experiment_save_task(experiment *e, int task);
+int experiment_write_summary(experiment *e, int tasks_done);
+int experiment_resume_from(experiment *e, const char *resume_path);
+
 /* experiment_report.c */
 void experiment_log_task_result(const experiment *e, int task);
 void experiment_log_summary(const experiment *e, int tasks_done);
