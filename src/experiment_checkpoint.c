@@ -15,27 +15,66 @@
 
 /* ---- files ------------------------------------------------------------- */
 
+/* Pointer arrays to the bases of one task, one entry per block. */
+typedef struct {
+    const double **eigvals;
+    const float **eigvecs;
+    const float **top;
+} task_bases;
+
+static int task_bases_create(int blocks, task_bases *bases)
+{
+    size_t count = (size_t)(blocks > 0 ? blocks : 1);
+    bases->eigvals = calloc(count, sizeof *bases->eigvals);
+    bases->eigvecs = calloc(count, sizeof *bases->eigvecs);
+    bases->top = calloc(count, sizeof *bases->top);
+    if (!bases->eigvals || !bases->eigvecs || !bases->top)
+        return dmnsp_fail("out of memory preparing the checkpoint");
+    return 0;
+}
+
+static void task_bases_free(task_bases *bases)
+{
+    free(bases->eigvals);
+    free(bases->eigvecs);
+    free(bases->top);
+}
+
+/* Points BASES at STATE's bases of TASK for every block; eigvecs stay NULL
+ * unless KEEP_BASES. */
+static int point_task_bases(const nullspace_state *state, int task, int blocks, int keep_bases, task_bases *bases)
+{
+    for (int block = 0; block < blocks; block++)
+        DMNSP_TRY(nullspace_task_block(state, task, block, &bases->eigvals[block],
+                                       keep_bases ? &bases->eigvecs[block] : NULL, &bases->top[block]));
+    return 0;
+}
+
 static int write_checkpoint(experiment *e, int task)
 {
     const clip_config *mc = &e->model_config;
     int blocks = e->method.projects_visual ? mc->vision_layers : 0;
+    int text_blocks = e->method.projects_text ? mc->text_layers : 0;
     int begin = e->sc.task_begin[task], end = e->sc.task_begin[task + 1];
 
     int *classes = malloc((size_t)(end - begin) * sizeof *classes);
     double *row = malloc((size_t)(task + 1) * sizeof *row);
-    const double **eigvals = calloc((size_t)(blocks + 1), sizeof *eigvals);
-    const float **eigvecs = calloc((size_t)(blocks + 1), sizeof *eigvecs);
-    const float **top = calloc((size_t)(blocks + 1), sizeof *top);
     float *lambda = malloc((size_t)mc->vision_layers * (size_t)mc->vision_layers * sizeof *lambda);
     char *yaml = config_to_yaml(e->cfg);
+    task_bases visual = {0}, text = {0};
     int status = 0;
-    if (!classes || !row || !eigvals || !eigvecs || !top || !lambda || !yaml)
+    if (!classes || !row || !lambda || !yaml)
         status = dmnsp_fail("out of memory preparing the checkpoint of task %d", task);
+    if (status == 0)
+        status = task_bases_create(blocks, &visual);
+    if (status == 0)
+        status = task_bases_create(text_blocks, &text);
 
     int keep_bases = config_get_bool(e->cfg, "checkpoint.keep_bases");
-    for (int block = 0; block < blocks && status == 0; block++)
-        status = nullspace_task_block(e->visual_state, task, block, &eigvals[block], keep_bases ? &eigvecs[block] : NULL,
-                                      &top[block]);
+    if (status == 0 && blocks > 0)
+        status = point_task_bases(e->visual_state, task, blocks, keep_bases, &visual);
+    if (status == 0 && text_blocks > 0)
+        status = point_task_bases(e->text_state, task, text_blocks, keep_bases, &text);
     const double *state_lambda = blocks > 0 && task > 0 ? nullspace_lambda(e->visual_state) : NULL;
     for (int i = 0; state_lambda != NULL && i < mc->vision_layers * mc->vision_layers; i++)
         lambda[i] = (float)state_lambda[i];
@@ -57,9 +96,14 @@ static int write_checkpoint(experiment *e, int task)
         record.blocks = blocks;
         record.d = mc->vision_width;
         record.k = (int)config_get_int(e->cfg, "top_select");
-        record.eigvals = eigvals;
-        record.eigvecs = keep_bases ? eigvecs : NULL;
-        record.top = top;
+        record.eigvals = visual.eigvals;
+        record.eigvecs = keep_bases ? visual.eigvecs : NULL;
+        record.top = visual.top;
+        record.text_blocks = text_blocks;
+        record.text_d = mc->text_width;
+        record.text_eigvals = text.eigvals;
+        record.text_eigvecs = keep_bases ? text.eigvecs : NULL;
+        record.text_top = text.top;
         record.lambda = state_lambda != NULL ? lambda : NULL;
         record.accuracy_row = row;
         record.row_length = task + 1;
@@ -72,9 +116,8 @@ static int write_checkpoint(experiment *e, int task)
     }
     free(classes);
     free(row);
-    free(eigvals);
-    free(eigvecs);
-    free(top);
+    task_bases_free(&visual);
+    task_bases_free(&text);
     free(lambda);
     free(yaml);
     return status;
@@ -215,10 +258,15 @@ static int copy_file(const char *from, const char *to)
     return status;
 }
 
-static int restore_bases(experiment *e, checkpoint_reader *reader, int tasks)
+/* Adds the bases of tasks 0..TASKS-1 of MODALITY in READER to that
+ * modality's null-space state. */
+static int restore_bases(experiment *e, checkpoint_reader *reader, int tasks, clip_modality modality)
 {
     const clip_config *mc = &e->model_config;
-    int blocks = mc->vision_layers, d = mc->vision_width;
+    int text = modality == CLIP_TEXT;
+    nullspace_state *state = text ? e->text_state : e->visual_state;
+    int blocks = text ? mc->text_layers : mc->vision_layers;
+    int d = text ? mc->text_width : mc->vision_width;
     int k = (int)config_get_int(e->cfg, "top_select");
     size_t per_block = (size_t)d * d;
     double *eigvals = malloc((size_t)blocks * d * sizeof *eigvals);
@@ -233,11 +281,17 @@ static int restore_bases(experiment *e, checkpoint_reader *reader, int tasks)
 
     for (int task = 0; task < tasks && status == 0; task++) {
         checkpoint_nullspace_info info;
-        status = checkpoint_read_nullspace_info(reader, task, CLIP_VISUAL, &info);
+        status = checkpoint_read_nullspace_info(reader, task, modality, &info);
+        if (status == 0 && text && info.blocks == 0)
+            status = dmnsp_fail("resume: %s task %d has no text null spaces (group /tasks/task_%02d/nullspace_text "
+                                "is missing), which DMNSP-both needs. The file comes from an older dmnsp build: "
+                                "start the run again with overwrite=true",
+                                checkpoint_path(reader), task, task);
         if (status == 0 && (info.blocks != blocks || info.d != d || info.k != k))
-            status = dmnsp_fail("resume: %s task %d has null spaces of %d blocks x %d x %d, this run needs %d x %d "
-                                "x %d",
-                                checkpoint_path(reader), task, info.blocks, info.d, info.k, blocks, d, k);
+            status = dmnsp_fail("resume: %s task %d has %s null spaces of %d blocks x %d x %d, this run needs %d x "
+                                "%d x %d",
+                                checkpoint_path(reader), task, text ? "text" : "visual", info.blocks, info.d, info.k,
+                                blocks, d, k);
         if (status == 0 && !info.has_eigvecs && e->method.variant != NULLSPACE_FIXED)
             status = dmnsp_fail("resume: %s holds no eigenvectors (written with checkpoint.keep_bases=false), which "
                                 "%s needs for lambda",
@@ -246,12 +300,12 @@ static int restore_bases(experiment *e, checkpoint_reader *reader, int tasks)
             eigvals_p[block] = eigvals + (size_t)block * d;
             eigvecs_p[block] = eigvecs + (size_t)block * per_block;
             top_p[block] = top + (size_t)block * d * k;
-            status = checkpoint_read_nullspace(reader, task, CLIP_VISUAL, block, eigvals + (size_t)block * d,
+            status = checkpoint_read_nullspace(reader, task, modality, block, eigvals + (size_t)block * d,
                                                info.has_eigvecs ? eigvecs + (size_t)block * per_block : NULL,
                                                top + (size_t)block * d * k);
         }
         if (status == 0)
-            status = nullspace_add_task(e->visual_state, eigvals_p, info.has_eigvecs ? eigvecs_p : NULL, top_p);
+            status = nullspace_add_task(state, eigvals_p, info.has_eigvecs ? eigvecs_p : NULL, top_p);
     }
     free(eigvals);
     free(eigvecs);
@@ -289,9 +343,6 @@ static int restore_metrics(experiment *e, const char *resume_path, int tasks)
 
 int experiment_resume_from(experiment *e, const char *resume_path)
 {
-    if (e->method.projects_text)
-        return dmnsp_fail("resume: DMNSP-both keeps text null spaces that checkpoints do not store; start it again");
-
     checkpoint_reader *reader = NULL;
     DMNSP_TRY(checkpoint_open(resume_path, &reader));
     int tasks = checkpoint_task_count(reader);
@@ -304,7 +355,9 @@ int experiment_resume_from(experiment *e, const char *resume_path)
     if (status == 0 && tasks > 0)
         status = checkpoint_read_model(reader, &e->model_config, clip_model_adapters(e->model));
     if (status == 0 && e->method.projects_visual)
-        status = restore_bases(e, reader, tasks);
+        status = restore_bases(e, reader, tasks, CLIP_VISUAL);
+    if (status == 0 && e->method.projects_text)
+        status = restore_bases(e, reader, tasks, CLIP_TEXT);
     checkpoint_close(reader);
     if (status == 0)
         status = restore_metrics(e, resume_path, tasks);
