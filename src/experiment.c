@@ -77,7 +77,15 @@ static int train_task(experiment *e, int task, long *nonfinite)
     DMNSP_TRY(trainer_begin_task(e->trainer, task, config_get_float(cfg, "lr"), config_get_int(cfg, "warmup_steps"),
                                  steps));
     e->projection_nonfinite = 0;
-    DMNSP_TRY(experiment_compute_lambda(e, task));
+
+    /* A task resumed in the middle keeps the lambda it started with: the
+     * adapters have moved since its first batch, so computing it again
+     * would give other coefficients. */
+    long first_step = 0;
+    if (e->resumed.active && e->resumed.task == task)
+        DMNSP_TRY(experiment_continue_task(e, &first_step, nonfinite));
+    else
+        DMNSP_TRY(experiment_compute_lambda(e, task));
 
     long *order = dmnsp_malloc((size_t)samples->count * sizeof *order, "the epoch order");
     if (dist_any_failed(order == NULL ? -1 : 0) != 0) {
@@ -94,13 +102,18 @@ static int train_task(experiment *e, int task, long *nonfinite)
     char label[64];
     snprintf(label, sizeof label, "task %d step", task);
     log_progress_begin(&progress, label, steps, 0);
+    log_progress_skip(&progress, first_step);
     double window_start = log_now(), loss_sum = 0;
-    long window_images = 0, window_steps = 0, window_correct = 0, step = 0;
+    long window_images = 0, window_steps = 0, window_correct = 0, step = first_step;
     int status = 0;
 
-    for (long epoch = 0; epoch < epochs && status == 0; epoch++) {
+    /* Step s is batch s % batches of epoch s / batches. Epoch orders
+     * depend only on seed, task and epoch, so a resumed task trains on the
+     * same batches as an uninterrupted one. */
+    for (long epoch = first_step / batches; epoch < epochs && status == 0; epoch++) {
         batching_epoch_order(samples->count, e->seed, task, (int)epoch, shuffle, order);
-        for (long batch = 0; batch < batches && status == 0; batch++, step++) {
+        long first_batch = epoch == first_step / batches ? first_step % batches : 0;
+        for (long batch = first_batch; batch < batches && status == 0; batch++, step++) {
             long begin = 0, size = 0, global_offset = 0;
             int n_local = 0;
             batching_batch_range(samples->count, batch_size, batch, &begin, &size);
@@ -132,6 +145,11 @@ static int train_task(experiment *e, int task, long *nonfinite)
                 loss_sum = 0;
                 window_images = window_steps = window_correct = 0;
             }
+
+            /* The save's time is left out of the next progress line's rate. */
+            double save_start = log_now();
+            status = experiment_save_progress_if_due(e, task, step + 1, steps, *nonfinite + e->projection_nonfinite);
+            window_start += log_now() - save_start;
         }
     }
     free(order);
@@ -222,6 +240,7 @@ int experiment_train(const config *cfg)
     }
     if (status == 0 && plan.start == RUNDIR_RESUME)
         status = dist_any_failed(experiment_resume_from(e, plan.resume_path));
+    e->last_checkpoint_time = log_now();
     if (status == 0)
         log_info("run: %s, method %s, %d tasks over %d classes, %d ranks, output %s",
                  config_get_string(cfg, "dataset"), config_get_string(cfg, "method"), e->sc.task_count,

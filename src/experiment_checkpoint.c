@@ -2,6 +2,7 @@
  * checkpoint.h5) and resuming a run from its checkpoint. */
 #include "experiment_internal.h"
 
+#include "dmnsp/batching.h"
 #include "dmnsp/checkpoint.h"
 #include "dmnsp/dist.h"
 #include "dmnsp/error.h"
@@ -134,7 +135,101 @@ int experiment_save_task(experiment *e, int task)
         if (status == 0 && config_get_bool(e->cfg, "checkpoint.every_task"))
             status = write_checkpoint(e, task);
     }
+    e->last_checkpoint_time = log_now();
     return dist_any_failed(status);
+}
+
+/* ---- progress inside a task ---------------------------------------------- */
+
+/* Decides on rank 0 whether a progress checkpoint is due after STEPS_TAKEN
+ * steps of the task, and broadcasts the decision. */
+static int progress_save_due(experiment *e, long steps_taken, int *due)
+{
+    const config *cfg = e->cfg;
+    *due = 0;
+    if (!config_get_bool(cfg, "checkpoint.every_task"))
+        return 0; /* no task-end checkpoints to continue from */
+
+    long interval_steps = config_get_int(cfg, "checkpoint.interval_steps");
+    if (interval_steps > 0 && steps_taken % interval_steps == 0)
+        *due = 1;
+
+    /* Only rank 0's clock counts, so every rank saves at the same step. */
+    double interval_seconds = 60.0 * config_get_float(cfg, "checkpoint.interval_minutes");
+    if (interval_seconds > 0) {
+        int late = e->rank == 0 && log_now() - e->last_checkpoint_time >= interval_seconds;
+        if (MPI_Bcast(&late, 1, MPI_INT, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
+            return dmnsp_fail("MPI_Bcast of the progress checkpoint decision failed");
+        *due = *due || late;
+    }
+    return 0;
+}
+
+static int write_progress(experiment *e, int task, long steps_taken, long nonfinite)
+{
+    const adamw *optimizer = trainer_optimizer(e->trainer);
+    if (optimizer->step != steps_taken)
+        return dmnsp_fail("checkpoint: AdamW counts %ld steps in task %d but the training loop has taken %ld, so a "
+                          "progress checkpoint would resume at the wrong step",
+                          optimizer->step, task, steps_taken);
+    char *yaml = config_to_yaml(e->cfg);
+    if (yaml == NULL)
+        return -1;
+
+    checkpoint_header header = {yaml, NULL, e->ranks};
+    checkpoint_optimizer progress = {0};
+    progress.task = task;
+    progress.step = steps_taken;
+    progress.m = optimizer->m;
+    progress.v = optimizer->v;
+    progress.lambda = e->method.projects_visual && task > 0 ? nullspace_lambda(e->visual_state) : NULL;
+    progress.text_lambda = e->method.projects_text && task > 0 ? nullspace_lambda(e->text_state) : NULL;
+    progress.nonfinite_count = nonfinite;
+    int status = checkpoint_save_progress(e->checkpoint_path, &header, &e->model_config,
+                                          clip_model_adapters(e->model), &progress);
+    free(yaml);
+    return status;
+}
+
+int experiment_save_progress_if_due(experiment *e, int task, long steps_taken, long steps, long nonfinite)
+{
+    int due = 0;
+    DMNSP_TRY(dist_any_failed(progress_save_due(e, steps_taken, &due)));
+    if (!due)
+        return 0;
+
+    double start = log_now();
+    int status = 0;
+    if (e->rank == 0)
+        status = write_progress(e, task, steps_taken, nonfinite);
+    DMNSP_TRY(dist_any_failed(status));
+    e->last_checkpoint_time = log_now();
+    log_info("checkpoint: task %d step %ld/%ld saved to %s in %.2f s", task, steps_taken, steps, e->checkpoint_path,
+             e->last_checkpoint_time - start);
+    return 0;
+}
+
+int experiment_continue_task(experiment *e, long *first_step, long *nonfinite)
+{
+    experiment_progress *resumed = &e->resumed;
+    adamw *optimizer = trainer_optimizer(e->trainer);
+    memcpy(optimizer->m, resumed->m, optimizer->count * sizeof *optimizer->m);
+    memcpy(optimizer->v, resumed->v, optimizer->count * sizeof *optimizer->v);
+    optimizer->step = resumed->step;
+    *first_step = resumed->step;
+    *nonfinite = resumed->nonfinite;
+    int status = experiment_restore_lambda(e, resumed->task, resumed->lambda, resumed->text_lambda);
+    experiment_progress_free(resumed);
+    return dist_any_failed(status);
+}
+
+void experiment_progress_free(experiment_progress *progress)
+{
+    free(progress->m);
+    free(progress->v);
+    free(progress->lambda);
+    free(progress->text_lambda);
+    memset(progress, 0, sizeof *progress);
 }
 
 int experiment_write_summary(experiment *e, int tasks_done)
@@ -158,6 +253,7 @@ int experiment_write_summary(experiment *e, int tasks_done)
 static const char *resume_free_keys[] = {
     "dataset_root", "output_dir", "log_path", "log_level", "log_interval", "resume", "overwrite",
     "eval_batch_size", "recompute_activations", "nullspace.solver", "checkpoint.every_task", "max_tasks",
+    "checkpoint.interval_minutes", "checkpoint.interval_steps",
 };
 
 static int is_resume_free(const char *key)
@@ -341,6 +437,73 @@ static int restore_metrics(experiment *e, const char *resume_path, int tasks)
     return status;
 }
 
+static long task_batches(const experiment *e, int task)
+{
+    return batching_batch_count(e->train_samples[task].count, (int)config_get_int(e->cfg, "batch_size"));
+}
+
+static long task_steps(const experiment *e, int task)
+{
+    return config_get_int(e->cfg, "epochs") * task_batches(e, task);
+}
+
+/* Reads /optimizer and /model of a checkpoint that stopped inside task
+ * TASK into e->resumed and the model's adapters. */
+static int restore_progress(experiment *e, checkpoint_reader *reader, int task)
+{
+    const clip_config *mc = &e->model_config;
+    const char *path = checkpoint_path(reader);
+    checkpoint_optimizer_info info;
+    DMNSP_TRY(checkpoint_read_optimizer(reader, mc, &info, NULL, NULL, NULL, NULL));
+
+    long steps = task_steps(e, task);
+    if (info.task != task)
+        return dmnsp_fail("resume: %s: /optimizer belongs to task %d, but the file finished %d tasks, so only task "
+                          "%d can be in progress. The file is inconsistent: resume from an intact copy",
+                          path, info.task, task, task);
+    if (info.step < 1 || info.step > steps)
+        return dmnsp_fail("resume: %s: attribute step of /optimizer is %ld, but task %d has steps 1..%ld with this "
+                          "config",
+                          path, info.step, task, steps);
+    if (info.nonfinite_count < 0)
+        return dmnsp_fail("resume: %s: attribute nonfinite_count of /optimizer is %ld, expected a count >= 0", path,
+                          info.nonfinite_count);
+    int needs_lambda = e->method.projects_visual && task > 0;
+    if (needs_lambda && !info.has_lambda)
+        return dmnsp_fail("resume: %s: dataset /optimizer/lambda is missing, which task %d of %s needs", path, task,
+                          config_get_string(e->cfg, "method"));
+    if (needs_lambda && e->method.projects_text && !info.has_text_lambda)
+        return dmnsp_fail("resume: %s: dataset /optimizer/lambda_text is missing, which task %d of DMNSP-both needs",
+                          path, task);
+
+    experiment_progress *resumed = &e->resumed;
+    size_t count = clip_adapter_count(mc);
+    resumed->m = dmnsp_malloc(count * sizeof *resumed->m, "the saved AdamW first moments");
+    resumed->v = dmnsp_malloc(count * sizeof *resumed->v, "the saved AdamW second moments");
+    if (resumed->m == NULL || resumed->v == NULL)
+        return -1;
+    if (needs_lambda) {
+        resumed->lambda = dmnsp_malloc((size_t)mc->vision_layers * mc->vision_layers * sizeof *resumed->lambda,
+                                       "the saved lambda");
+        if (resumed->lambda == NULL)
+            return -1;
+    }
+    if (needs_lambda && e->method.projects_text) {
+        resumed->text_lambda = dmnsp_malloc((size_t)mc->text_layers * mc->text_layers * sizeof *resumed->text_lambda,
+                                            "the saved text lambda");
+        if (resumed->text_lambda == NULL)
+            return -1;
+    }
+    DMNSP_TRY(checkpoint_read_optimizer(reader, mc, &info, resumed->m, resumed->v, resumed->lambda,
+                                        resumed->text_lambda));
+    DMNSP_TRY(checkpoint_read_model(reader, mc, clip_model_adapters(e->model)));
+    resumed->active = 1;
+    resumed->task = task;
+    resumed->step = info.step;
+    resumed->nonfinite = info.nonfinite_count;
+    return 0;
+}
+
 int experiment_resume_from(experiment *e, const char *resume_path)
 {
     checkpoint_reader *reader = NULL;
@@ -352,7 +515,15 @@ int experiment_resume_from(experiment *e, const char *resume_path)
     if (status == 0 && tasks > e->sc.task_count)
         status = dmnsp_fail("resume: %s finished %d tasks but this scenario has only %d", resume_path, tasks,
                             e->sc.task_count);
-    if (status == 0 && tasks > 0)
+    /* /model contains the adapters of the latest save: after task tasks-1,
+     * or inside task tasks when /optimizer exists. */
+    int in_progress = status == 0 && checkpoint_has_optimizer(reader);
+    int continues = in_progress && tasks < e->sc.task_count && e->method.trains;
+    if (status == 0 && continues)
+        status = restore_progress(e, reader, tasks);
+    else if (status == 0 && in_progress && tasks > 0)
+        status = checkpoint_read_task_adapters(reader, &e->model_config, tasks - 1, clip_model_adapters(e->model));
+    else if (status == 0 && tasks > 0)
         status = checkpoint_read_model(reader, &e->model_config, clip_model_adapters(e->model));
     if (status == 0 && e->method.projects_visual)
         status = restore_bases(e, reader, tasks, CLIP_VISUAL);
@@ -363,10 +534,21 @@ int experiment_resume_from(experiment *e, const char *resume_path)
         status = restore_metrics(e, resume_path, tasks);
     if (status == 0 && e->rank == 0 && strcmp(resume_path, e->checkpoint_path) != 0)
         status = copy_file(resume_path, e->checkpoint_path);
-    if (status == 0) {
-        e->first_task = tasks;
+    if (status != 0) {
+        experiment_progress_free(&e->resumed);
+        return status;
+    }
+
+    e->first_task = tasks;
+    if (continues) {
+        long batches = task_batches(e, tasks);
+        log_info("resume: %s finished %d of %d tasks and stopped inside task %d; continuing task %d at step %ld "
+                 "of %ld (epoch %ld, batch %ld)",
+                 resume_path, tasks, e->sc.task_count, tasks, tasks, e->resumed.step, task_steps(e, tasks),
+                 e->resumed.step / batches + 1, e->resumed.step % batches + 1);
+    } else {
         log_info("resume: %s finished %d of %d tasks; continuing with task %d", resume_path, tasks,
                  e->sc.task_count, tasks);
     }
-    return status;
+    return 0;
 }
