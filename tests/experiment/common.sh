@@ -57,3 +57,14 @@ log_interval: 4
 nullspace:
   basis_batch_size: 16
 YAML
+
+# kill_tree PID: SIGKILL for PID and all its descendants, children first,
+# as a scheduler's time limit would end a job. Only processes started by
+# this test are touched.
+kill_tree() {
+    local child
+    for child in $(pgrep -P "$1"); do
+        kill_tree "$child"
+    done
+    kill -9 "$1" 2>/dev/null
+}
