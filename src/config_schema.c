@@ -73,8 +73,8 @@ static const config_key schema[] = {
     {"checkpoint.every_task", CONFIG_BOOL, "true", NULL, NO_RANGE, "write checkpoint.h5 after every task"},
     {"checkpoint.interval_minutes", CONFIG_FLOAT, "30", NULL, 0, 1e6,
      "minutes between progress checkpoints inside a task, each written after an optimizer step, so a job cut by "
-     "its time limit loses about this much training at most (0: only at task ends, as with "
-     "checkpoint.every_task=false)"},
+     "its time limit loses about this much training at most (0: none). Written only with "
+     "checkpoint.every_task=true"},
     {"checkpoint.interval_steps", CONFIG_INT, "0", NULL, 0, 1e9,
      "also write a progress checkpoint after every N optimizer steps of a task, counted from the task's first "
      "step (0: off)"},

@@ -300,8 +300,15 @@ int experiment_eval(const config *cfg, const char *checkpoint_path)
         }
         if (status == 0 && tasks == 0)
             status = dmnsp_fail("%s holds no finished task to evaluate", checkpoint_path);
-        if (status == 0)
+        /* Inside a task (/optimizer present) /model is partly trained on the
+         * next task, so the snapshot of the last finished one is evaluated. */
+        if (status == 0 && checkpoint_has_optimizer(reader)) {
+            log_info("eval: %s was saved inside task %d; evaluating the adapters saved after task %d",
+                     checkpoint_path, tasks, tasks - 1);
+            status = checkpoint_read_task_adapters(reader, &e->model_config, tasks - 1, clip_model_adapters(e->model));
+        } else if (status == 0) {
             status = checkpoint_read_model(reader, &e->model_config, clip_model_adapters(e->model));
+        }
         checkpoint_close(reader);
         status = dist_any_failed(status);
     }

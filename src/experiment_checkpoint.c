@@ -550,5 +550,9 @@ int experiment_resume_from(experiment *e, const char *resume_path)
         log_info("resume: %s finished %d of %d tasks; continuing with task %d", resume_path, tasks,
                  e->sc.task_count, tasks);
     }
+    if (in_progress && !continues)
+        log_info("resume: ignoring the progress saved inside task %d, which this run does not train (max_tasks=%ld, "
+                 "method %s)",
+                 tasks, config_get_int(e->cfg, "max_tasks"), config_get_string(e->cfg, "method"));
     return 0;
 }

@@ -2,7 +2,8 @@
 # A run killed with SIGKILL inside task 1, after a progress checkpoint,
 # continues at the saved step with resume=auto and ends with the same
 # metrics.json and checkpoint.h5 as an uninterrupted run without progress
-# checkpoints. A checkpoint whose /optimizer has the wrong size is rejected
+# checkpoints. dmnsp eval of that checkpoint evaluates the last finished
+# task, and a checkpoint whose /optimizer has the wrong size is rejected
 # with a message naming the file and the dataset.
 source "$(dirname "$0")/common.sh" "$@"
 tool=${2:?path of checkpoint_tool}
@@ -40,6 +41,14 @@ if [[ ${tasks:-} != 1 || ${task:-} != 1 ]]; then
     finish
 fi
 grep -q '"summary"' runs/midtask/metrics.json && fail "the killed run had already finished"
+
+# dmnsp eval of a checkpoint saved inside task 1 evaluates the adapters
+# saved after task 0, which gave R[0][0] in the uninterrupted run.
+run 2 eval small.yaml checkpoint=runs/midtask/checkpoint.h5 >eval.log 2>&1 || fail "dmnsp eval failed: $(cat eval.log)"
+grep -q "saved inside task 1; evaluating the adapters saved after task 0" eval.log ||
+    fail "dmnsp eval does not say which adapters it evaluates: $(cat eval.log)"
+accuracy=$(head -n 1 runs/whole/metrics.json | grep -oE '"acc_per_task": \[[0-9.]+' | grep -oE '[0-9.]+$')
+grep -q "task 0: $accuracy%" eval.log || fail "dmnsp eval does not give task 0 $accuracy%: $(grep 'task 0' eval.log)"
 
 # A copy whose AdamW moment m lost one value is rejected before any checkpoint is
 # written, with the file and dataset named.
