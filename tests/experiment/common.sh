@@ -68,3 +68,23 @@ kill_tree() {
     done
     kill -9 "$1" 2>/dev/null
 }
+
+# kill_when_logged PID LOG PATTERN: kills the run PID with kill_tree as soon
+# as LOG matches PATTERN. Returns 1 when the run ends first or the pattern
+# does not appear within 240 s (a loaded machine can be slow), killing the
+# run in that case too.
+kill_when_logged() {
+    local launcher=$1 log=$2 pattern=$3 deadline=$((SECONDS + 240))
+    while ((SECONDS < deadline)); do
+        if grep -q "$pattern" "$log" 2>/dev/null; then
+            kill_tree "$launcher"
+            wait "$launcher" 2>/dev/null
+            return 0
+        fi
+        kill -0 "$launcher" 2>/dev/null || break
+        sleep 0.02
+    done
+    kill_tree "$launcher"
+    wait "$launcher" 2>/dev/null
+    return 1
+}

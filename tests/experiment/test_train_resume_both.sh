@@ -16,23 +16,13 @@ run 2 train small.yaml "${settings[@]}" output_dir=runs/whole >whole.log 2>&1 ||
 }
 
 # run_until PATTERN ARGS...: starts a run and kills it once train.log of
-# runs/both matches PATTERN; fails when the run ends first.
+# runs/both matches PATTERN; fails when the run ends or stalls first.
 run_until() {
     local pattern=$1
     shift
     run 2 train small.yaml "${settings[@]}" output_dir=runs/both "$@" >>both.log 2>&1 &
-    local launcher=$! killed=0
-    for _ in $(seq 1 3000); do
-        if grep -q "$pattern" runs/both/train.log 2>/dev/null; then
-            kill_tree "$launcher"
-            killed=1
-            break
-        fi
-        kill -0 "$launcher" 2>/dev/null || break
-        sleep 0.02
-    done
-    wait "$launcher" 2>/dev/null
-    [[ $killed -eq 1 ]] || fail "the run ended before '$pattern': $(tail -n 5 both.log)"
+    kill_when_logged $! runs/both/train.log "$pattern" ||
+        fail "the run did not reach '$pattern': $(tail -n 5 both.log)"
 }
 
 run_until "task 1 finished"

@@ -22,18 +22,10 @@ grep -q "checkpoint: task .* saved" whole.log && fail "the run without interval_
 # Killed right after the first progress checkpoint of task 1 appears.
 run 2 train small.yaml "${settings[@]}" "${progress[@]}" output_dir=runs/midtask >midtask.log 2>&1 &
 launcher=$!
-killed=0
-for _ in $(seq 1 3000); do
-    if grep -q "checkpoint: task 1 step 5/12 saved" runs/midtask/train.log 2>/dev/null; then
-        kill_tree "$launcher"
-        killed=1
-        break
-    fi
-    kill -0 "$launcher" 2>/dev/null || break
-    sleep 0.02
-done
-wait "$launcher" 2>/dev/null
-[[ $killed -eq 1 ]] || fail "the run ended before its progress checkpoint in task 1: $(tail -n 5 midtask.log)"
+if ! kill_when_logged "$launcher" runs/midtask/train.log "checkpoint: task 1 step 5/12 saved"; then
+    fail "the run did not reach its progress checkpoint in task 1: $(tail -n 5 midtask.log)"
+    finish
+fi
 "$tool" progress runs/midtask/checkpoint.h5 >progress.txt || fail "checkpoint_tool cannot read the checkpoint"
 read -r _ tasks _ task _ step <progress.txt
 if [[ ${tasks:-} != 1 || ${task:-} != 1 ]]; then
