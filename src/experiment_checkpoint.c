@@ -248,8 +248,8 @@ int experiment_write_summary(experiment *e, int tasks_done)
 /* ---- resume -------------------------------------------------------------- */
 
 /* Keys that may differ between the run that wrote a checkpoint and the run
- * that resumes it: where files live and how the run reports, not what it
- * computes. */
+ * that resumes it: where files live, how the run reports and when it saves,
+ * not what it computes. */
 static const char *resume_free_keys[] = {
     "dataset_root", "output_dir", "log_path", "log_level", "log_interval", "resume", "overwrite",
     "eval_batch_size", "recompute_activations", "nullspace.solver", "checkpoint.every_task", "max_tasks",
