@@ -19,7 +19,8 @@
 #                     (EXTRA="lambda_scale=10 -svd_type lanczos"), split on spaces
 #
 # Every launch passes resume=auto: a job that hit its time limit continues
-# from the last finished task when it is submitted again, and a finished
+# from its last checkpoint when it is submitted again (saved after every
+# task and every checkpoint.interval_minutes inside one), and a finished
 # run (metrics.json ends with a summary line) is not started again.
 #
 # Memory per rank, an estimate for ViT-B/16 at 224 px (not a measurement):

@@ -248,17 +248,27 @@ int checkpoint_read_classes(checkpoint_reader *r, int task, int **classes, int *
 /* ---------------------------------------------------------------------------
  * Null space and lambda
  * ------------------------------------------------------------------------- */
-int checkpoint_read_nullspace_info(checkpoint_reader *r, int task, checkpoint_nullspace_info *info)
+/* The group of MODALITY's null space under /tasks/task_TT. */
+static const char *nullspace_group(clip_modality modality)
+{
+    return modality == CLIP_TEXT ? "nullspace_text" : "nullspace";
+}
+
+int checkpoint_read_nullspace_info(checkpoint_reader *r, int task, clip_modality modality,
+                                   checkpoint_nullspace_info *info)
 {
     memset(info, 0, sizeof *info);
     DMNSP_TRY(check_task(r, task));
+    const char *group = nullspace_group(modality);
+    int width = modality == CLIP_TEXT ? r->shape.text_width : r->shape.vision_width;
+    int layers = modality == CLIP_TEXT ? r->shape.text_layers : r->shape.vision_layers;
     char object[96];
-    snprintf(object, sizeof object, "/tasks/task_%02d/nullspace", task);
+    snprintf(object, sizeof object, "/tasks/task_%02d/%s", task, group);
     if (!ck_exists(r->file, object))
         return 0;
 
     /* The shape comes from block 0's top [d, k]; every block is read with it. */
-    snprintf(object, sizeof object, "/tasks/task_%02d/nullspace/block_00/top", task);
+    snprintf(object, sizeof object, "/tasks/task_%02d/%s/block_00/top", task, group);
     hid_t dataset = ck_exists(r->file, object) ? H5Dopen2(r->file, object, H5P_DEFAULT) : -1;
     if (dataset < 0)
         return dmnsp_fail("checkpoint: %s: dataset %s is missing or unreadable", r->path, object);
@@ -270,26 +280,29 @@ int checkpoint_read_nullspace_info(checkpoint_reader *r, int task, checkpoint_nu
     if (space >= 0)
         H5Sclose(space);
     H5Dclose(dataset);
-    if (rank != 2 || dims[0] != (hsize_t)r->shape.vision_width || dims[1] < 1 || dims[1] > dims[0])
-        return dmnsp_fail("checkpoint: %s: dataset %s should be [%d, k] with 1 <= k <= %d", r->path, object,
-                          r->shape.vision_width, r->shape.vision_width);
-    info->blocks = r->shape.vision_layers;
+    if (rank != 2 || dims[0] != (hsize_t)width || dims[1] < 1 || dims[1] > dims[0])
+        return dmnsp_fail("checkpoint: %s: dataset %s should be [%d, k] with 1 <= k <= %d", r->path, object, width,
+                          width);
+    info->blocks = layers;
     info->d = (int)dims[0];
     info->k = (int)dims[1];
-    snprintf(object, sizeof object, "/tasks/task_%02d/nullspace/block_00/eigvecs", task);
+    snprintf(object, sizeof object, "/tasks/task_%02d/%s/block_00/eigvecs", task, group);
     info->has_eigvecs = ck_exists(r->file, object);
     return 0;
 }
 
-int checkpoint_read_nullspace(checkpoint_reader *r, int task, int block, double *eigvals, float *eigvecs, float *top)
+int checkpoint_read_nullspace(checkpoint_reader *r, int task, clip_modality modality, int block, double *eigvals,
+                              float *eigvecs, float *top)
 {
     checkpoint_nullspace_info info;
-    DMNSP_TRY(checkpoint_read_nullspace_info(r, task, &info));
+    DMNSP_TRY(checkpoint_read_nullspace_info(r, task, modality, &info));
+    const char *group = nullspace_group(modality);
     if (info.blocks == 0)
-        return dmnsp_fail("checkpoint: %s: task %d has no null space", r->path, task);
+        return dmnsp_fail("checkpoint: %s: task %d has no %s null space (group /tasks/task_%02d/%s is missing)",
+                          r->path, task, modality_names[modality], task, group);
     if (block < 0 || block >= info.blocks)
-        return dmnsp_fail("checkpoint: %s: null-space block %d requested, but there are %d blocks", r->path, block,
-                          info.blocks);
+        return dmnsp_fail("checkpoint: %s: %s null-space block %d requested, but there are %d blocks", r->path,
+                          modality_names[modality], block, info.blocks);
     if (eigvecs != NULL && !info.has_eigvecs)
         return dmnsp_fail("checkpoint: %s: task %d keeps no full eigenvectors (only top)", r->path, task);
 
@@ -298,15 +311,15 @@ int checkpoint_read_nullspace(checkpoint_reader *r, int task, int block, double 
     hsize_t dd[2] = {(hsize_t)info.d, (hsize_t)info.d};
     hsize_t dk[2] = {(hsize_t)info.d, (hsize_t)info.k};
     if (eigvals != NULL) {
-        snprintf(object, sizeof object, "/tasks/task_%02d/nullspace/block_%02d/eigvals", task, block);
+        snprintf(object, sizeof object, "/tasks/task_%02d/%s/block_%02d/eigvals", task, group, block);
         DMNSP_TRY(ck_read_dataset(r->path, r->file, object, H5T_NATIVE_DOUBLE, 1, d1, eigvals));
     }
     if (eigvecs != NULL) {
-        snprintf(object, sizeof object, "/tasks/task_%02d/nullspace/block_%02d/eigvecs", task, block);
+        snprintf(object, sizeof object, "/tasks/task_%02d/%s/block_%02d/eigvecs", task, group, block);
         DMNSP_TRY(ck_read_dataset(r->path, r->file, object, H5T_NATIVE_FLOAT, 2, dd, eigvecs));
     }
     if (top != NULL) {
-        snprintf(object, sizeof object, "/tasks/task_%02d/nullspace/block_%02d/top", task, block);
+        snprintf(object, sizeof object, "/tasks/task_%02d/%s/block_%02d/top", task, group, block);
         DMNSP_TRY(ck_read_dataset(r->path, r->file, object, H5T_NATIVE_FLOAT, 2, dk, top));
     }
     return 0;
@@ -401,7 +414,7 @@ int checkpoint_read_stats(checkpoint_reader *r, int task, clip_modality modality
  * Optimizer
  * ------------------------------------------------------------------------- */
 int checkpoint_read_optimizer(checkpoint_reader *r, const clip_config *config, checkpoint_optimizer_info *info,
-                              float *m, float *v, float *lambda)
+                              float *m, float *v, double *lambda, double *text_lambda)
 {
     memset(info, 0, sizeof *info);
     if (!r->has_optimizer)
@@ -421,14 +434,19 @@ int checkpoint_read_optimizer(checkpoint_reader *r, const clip_config *config, c
     info->step = step;
     info->nonfinite_count = nonfinite;
     info->has_lambda = ck_exists(r->file, "/optimizer/lambda");
+    info->has_text_lambda = ck_exists(r->file, "/optimizer/lambda_text");
 
     hsize_t count[1] = {clip_adapter_count(config)};
     hsize_t square[2] = {(hsize_t)r->shape.vision_layers, (hsize_t)r->shape.vision_layers};
+    hsize_t text_square[2] = {(hsize_t)r->shape.text_layers, (hsize_t)r->shape.text_layers};
     if (m != NULL)
         DMNSP_TRY(ck_read_dataset(r->path, r->file, "/optimizer/m", H5T_NATIVE_FLOAT, 1, count, m));
     if (v != NULL)
         DMNSP_TRY(ck_read_dataset(r->path, r->file, "/optimizer/v", H5T_NATIVE_FLOAT, 1, count, v));
     if (lambda != NULL && info->has_lambda)
-        DMNSP_TRY(ck_read_dataset(r->path, r->file, "/optimizer/lambda", H5T_NATIVE_FLOAT, 2, square, lambda));
+        DMNSP_TRY(ck_read_dataset(r->path, r->file, "/optimizer/lambda", H5T_NATIVE_DOUBLE, 2, square, lambda));
+    if (text_lambda != NULL && info->has_text_lambda)
+        DMNSP_TRY(ck_read_dataset(r->path, r->file, "/optimizer/lambda_text", H5T_NATIVE_DOUBLE, 2, text_square,
+                                  text_lambda));
     return 0;
 }

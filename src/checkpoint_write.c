@@ -23,9 +23,54 @@
 
 static const char *const modality_names[2] = {"visual", "text"};
 
+/* The null space of one encoder inside a task record. */
+typedef struct {
+    const char *modality; /* "visual" or "text" */
+    const char *group;    /* group name under /tasks/task_TT */
+    int blocks, d, k;
+    const double *const *eigvals;
+    const float *const *eigvecs;
+    const float *const *top;
+} nullspace_view;
+
+static void visual_nullspace(const checkpoint_task_record *rec, nullspace_view *view)
+{
+    nullspace_view visual = {"visual", "nullspace", rec->blocks, rec->d, rec->k, rec->eigvals, rec->eigvecs, rec->top};
+    *view = visual;
+}
+
+static void text_nullspace(const checkpoint_task_record *rec, nullspace_view *view)
+{
+    nullspace_view text = {"text",    "nullspace_text",  rec->text_blocks, rec->text_d,
+                           rec->k,    rec->text_eigvals, rec->text_eigvecs, rec->text_top};
+    *view = text;
+}
+
 /* ---------------------------------------------------------------------------
  * Argument checks, before any file is touched
  * ------------------------------------------------------------------------- */
+static int check_nullspace(const char *path, int task, const nullspace_view *view, int layers, int width)
+{
+    if (view->blocks != layers || view->d != width)
+        return dmnsp_fail("checkpoint: %s: task %d: %s null space has %d blocks of width %d, expected %d blocks of "
+                          "width %d (the %s encoder)",
+                          path, task, view->modality, view->blocks, view->d, layers, width, view->modality);
+    if (view->k < 1 || view->k > view->d)
+        return dmnsp_fail("checkpoint: %s: task %d: top-k size %d is not in 1..%d", path, task, view->k, view->d);
+    if (view->eigvals == NULL || view->top == NULL)
+        return dmnsp_fail("checkpoint: %s: task %d: %s null space needs eigvals and top for every block", path, task,
+                          view->modality);
+    for (int b = 0; b < view->blocks; b++) {
+        if (view->eigvals[b] == NULL || view->top[b] == NULL)
+            return dmnsp_fail("checkpoint: %s: task %d: %s null space block %d has no eigvals or top", path, task,
+                              view->modality, b);
+        if (view->eigvecs != NULL && view->eigvecs[b] == NULL)
+            return dmnsp_fail("checkpoint: %s: task %d: %s null space block %d has no eigvecs while others have",
+                              path, task, view->modality, b);
+    }
+    return 0;
+}
+
 static int check_record(const char *path, const clip_config *config, const checkpoint_task_record *rec)
 {
     if (rec->task < 0)
@@ -38,26 +83,17 @@ static int check_record(const char *path, const clip_config *config, const check
     if (rec->row_length < 0 || (rec->row_length > 0 && rec->accuracy_row == NULL))
         return dmnsp_fail("checkpoint: %s: task %d: accuracy row of length %d is missing", path, rec->task,
                           rec->row_length);
+    if (rec->blocks == 0 && rec->text_blocks > 0)
+        return dmnsp_fail("checkpoint: %s: task %d: text null spaces given without visual ones", path, rec->task);
     if (rec->blocks == 0)
         return 0;
 
-    if (rec->blocks != config->vision_layers || rec->d != config->vision_width)
-        return dmnsp_fail("checkpoint: %s: task %d: null space has %d blocks of width %d, expected %d blocks of "
-                          "width %d (the visual encoder)",
-                          path, rec->task, rec->blocks, rec->d, config->vision_layers, config->vision_width);
-    if (rec->k < 1 || rec->k > rec->d)
-        return dmnsp_fail("checkpoint: %s: task %d: top-k size %d is not in 1..%d", path, rec->task, rec->k, rec->d);
-    if (rec->eigvals == NULL || rec->top == NULL)
-        return dmnsp_fail("checkpoint: %s: task %d: null space needs eigvals and top for every block", path,
-                          rec->task);
-    for (int b = 0; b < rec->blocks; b++) {
-        if (rec->eigvals[b] == NULL || rec->top[b] == NULL)
-            return dmnsp_fail("checkpoint: %s: task %d: null space block %d has no eigvals or top", path, rec->task,
-                              b);
-        if (rec->eigvecs != NULL && rec->eigvecs[b] == NULL)
-            return dmnsp_fail("checkpoint: %s: task %d: null space block %d has no eigvecs while others have", path,
-                              rec->task, b);
-    }
+    nullspace_view visual, text;
+    visual_nullspace(rec, &visual);
+    text_nullspace(rec, &text);
+    DMNSP_TRY(check_nullspace(path, rec->task, &visual, config->vision_layers, config->vision_width));
+    if (text.blocks > 0)
+        DMNSP_TRY(check_nullspace(path, rec->task, &text, config->text_layers, config->text_width));
     return 0;
 }
 
@@ -121,6 +157,7 @@ static int write_optimizer(const char *path, hid_t file, const clip_config *conf
         return -1;
     hsize_t count[1] = {clip_adapter_count(config)};
     hsize_t square[2] = {(hsize_t)config->vision_layers, (hsize_t)config->vision_layers};
+    hsize_t text_square[2] = {(hsize_t)config->text_layers, (hsize_t)config->text_layers};
     int status = ck_write_attr_long(path, group, "task", opt->task);
     status = status ? status : ck_write_attr_long(path, group, "step", opt->step);
     status = status ? status : ck_write_attr_long(path, group, "nonfinite_count", opt->nonfinite_count);
@@ -136,20 +173,30 @@ static int write_optimizer(const char *path, hid_t file, const clip_config *conf
                     : ck_write_dataset(path, group, "v", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, count, opt->v,
                                        "AdamW second moment, same layout as m");
     if (status == 0 && opt->lambda != NULL)
-        status = ck_write_dataset(path, group, "lambda", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, square, opt->lambda,
+        status = ck_write_dataset(path, group, "lambda", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, square, opt->lambda,
                                   "lambda [L, L] of the task in progress: row l scales the projection of "
                                   "visual block l by each block's null space");
+    if (status == 0 && opt->text_lambda != NULL)
+        status = ck_write_dataset(path, group, "lambda_text", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 2, text_square,
+                                  opt->text_lambda,
+                                  "lambda of the text blocks (DMNSP-both) for the task in progress: row l "
+                                  "scales the projection of text block l by each text block's null space");
     H5Gclose(group);
     return status;
 }
 
-static int write_nullspace(const char *path, hid_t task_group, const checkpoint_task_record *rec)
+static int write_nullspace(const char *path, hid_t task_group, const nullspace_view *view)
 {
-    hid_t group = ck_create_group(path, task_group, "nullspace");
+    hid_t group = ck_create_group(path, task_group, view->group);
     if (group < 0)
         return -1;
-    int status = ck_write_attr_long(path, group, "top_select", rec->k);
-    for (int b = 0; status == 0 && b < rec->blocks; b++) {
+    char eigvals_text[256];
+    snprintf(eigvals_text, sizeof eigvals_text,
+             "eigenvalues of the adapter-output feature covariance sum_tokens a a^T of this %s block over the "
+             "task's %s, descending",
+             view->modality, strcmp(view->modality, "text") == 0 ? "class prompts" : "basis batches");
+    int status = ck_write_attr_long(path, group, "top_select", view->k);
+    for (int b = 0; status == 0 && b < view->blocks; b++) {
         char name[32];
         ck_block_name(name, sizeof name, b);
         hid_t block = ck_create_group(path, group, name);
@@ -157,19 +204,18 @@ static int write_nullspace(const char *path, hid_t task_group, const checkpoint_
             status = -1;
             break;
         }
-        hsize_t d1[1] = {(hsize_t)rec->d};
-        hsize_t dd[2] = {(hsize_t)rec->d, (hsize_t)rec->d};
-        hsize_t dk[2] = {(hsize_t)rec->d, (hsize_t)rec->k};
-        status = ck_write_dataset(path, block, "eigvals", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d1, rec->eigvals[b],
-                                  "eigenvalues of the adapter-output feature covariance sum_tokens a a^T of this "
-                                  "visual block over the task's basis batches, descending");
-        if (status == 0 && rec->eigvecs != NULL)
+        hsize_t d1[1] = {(hsize_t)view->d};
+        hsize_t dd[2] = {(hsize_t)view->d, (hsize_t)view->d};
+        hsize_t dk[2] = {(hsize_t)view->d, (hsize_t)view->k};
+        status = ck_write_dataset(path, block, "eigvals", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, d1, view->eigvals[b],
+                                  eigvals_text);
+        if (status == 0 && view->eigvecs != NULL)
             status = ck_write_dataset(path, block, "eigvecs", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dd,
-                                      rec->eigvecs[b],
+                                      view->eigvecs[b],
                                       "eigenvectors [d, d]: column j belongs to eigvals[j]; columns top_select.. "
                                       "span this task's null space");
         if (status == 0)
-            status = ck_write_dataset(path, block, "top", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dk, rec->top[b],
+            status = ck_write_dataset(path, block, "top", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dk, view->top[b],
                                       "top eigenvectors [d, k] (the first k columns of eigvecs), used to apply "
                                       "the projector implicitly");
         H5Gclose(block);
@@ -313,8 +359,13 @@ static int write_task(const char *path, hid_t tasks, const clip_config *config, 
         status = -1;
     }
 
-    if (status == 0 && rec->blocks > 0)
-        status = write_nullspace(path, group, rec);
+    nullspace_view visual, text;
+    visual_nullspace(rec, &visual);
+    text_nullspace(rec, &text);
+    if (status == 0 && visual.blocks > 0)
+        status = write_nullspace(path, group, &visual);
+    if (status == 0 && text.blocks > 0)
+        status = write_nullspace(path, group, &text);
     if (status == 0 && rec->lambda != NULL)
         status = ck_write_dataset(path, group, "lambda", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, square, rec->lambda,
                                   "lambda [L, L]: entry [l][i] scales visual block l's gradient projection by "

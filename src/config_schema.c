@@ -71,6 +71,13 @@ static const config_key schema[] = {
     {"log_path", CONFIG_STRING, "${output_dir}/train.log", NULL, NO_RANGE, "log file"},
     {"log_level", CONFIG_CHOICE, "info", "debug|info|warn|error", NO_RANGE, "log verbosity"},
     {"checkpoint.every_task", CONFIG_BOOL, "true", NULL, NO_RANGE, "write checkpoint.h5 after every task"},
+    {"checkpoint.interval_minutes", CONFIG_FLOAT, "30", NULL, 0, 1e6,
+     "minutes between progress checkpoints inside a task, each written after an optimizer step, so a job cut by "
+     "its time limit loses about this much training at most (0: none). Written only with "
+     "checkpoint.every_task=true"},
+    {"checkpoint.interval_steps", CONFIG_INT, "0", NULL, 0, 1e9,
+     "also write a progress checkpoint after every N optimizer steps of a task, counted from the task's first "
+     "step (0: off)"},
     {"checkpoint.keep_bases", CONFIG_BOOL, "true", NULL, NO_RANGE,
      "store eigenvalues and full eigenvectors of every task (needed to resume DMNSP)"},
     {"resume", CONFIG_STRING, "", NULL, NO_RANGE, "checkpoint to continue from, or auto (the run's own)"},

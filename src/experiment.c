@@ -1,5 +1,6 @@
-/* experiment: the task loop of `dmnsp train`, resuming, and `dmnsp eval`
- * (see include/dmnsp/experiment.h). */
+/* experiment: the task loop of `dmnsp train` and `dmnsp eval` (see
+ * include/dmnsp/experiment.h). Checkpoints and resuming are in
+ * experiment_checkpoint.c. */
 #include "dmnsp/experiment.h"
 
 #include "experiment_internal.h"
@@ -11,11 +12,9 @@
 #include "dmnsp/log.h"
 #include "dmnsp/rundir.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* ---- one task -------------------------------------------------------- */
 
@@ -78,7 +77,15 @@ static int train_task(experiment *e, int task, long *nonfinite)
     DMNSP_TRY(trainer_begin_task(e->trainer, task, config_get_float(cfg, "lr"), config_get_int(cfg, "warmup_steps"),
                                  steps));
     e->projection_nonfinite = 0;
-    DMNSP_TRY(experiment_compute_lambda(e, task));
+
+    /* A task resumed in the middle keeps the lambda it started with: the
+     * adapters have moved since its first batch, so computing it again
+     * would give other coefficients. */
+    long first_step = 0;
+    if (e->resumed.active && e->resumed.task == task)
+        DMNSP_TRY(experiment_continue_task(e, &first_step, nonfinite));
+    else
+        DMNSP_TRY(experiment_compute_lambda(e, task));
 
     long *order = dmnsp_malloc((size_t)samples->count * sizeof *order, "the epoch order");
     if (dist_any_failed(order == NULL ? -1 : 0) != 0) {
@@ -95,13 +102,18 @@ static int train_task(experiment *e, int task, long *nonfinite)
     char label[64];
     snprintf(label, sizeof label, "task %d step", task);
     log_progress_begin(&progress, label, steps, 0);
+    log_progress_skip(&progress, first_step);
     double window_start = log_now(), loss_sum = 0;
-    long window_images = 0, window_steps = 0, window_correct = 0, step = 0;
+    long window_images = 0, window_steps = 0, window_correct = 0, step = first_step;
     int status = 0;
 
-    for (long epoch = 0; epoch < epochs && status == 0; epoch++) {
+    /* Step s is batch s % batches of epoch s / batches. Epoch orders
+     * depend only on seed, task and epoch, so a resumed task trains on the
+     * same batches as an uninterrupted one. */
+    for (long epoch = first_step / batches; epoch < epochs && status == 0; epoch++) {
         batching_epoch_order(samples->count, e->seed, task, (int)epoch, shuffle, order);
-        for (long batch = 0; batch < batches && status == 0; batch++, step++) {
+        long first_batch = epoch == first_step / batches ? first_step % batches : 0;
+        for (long batch = first_batch; batch < batches && status == 0; batch++, step++) {
             long begin = 0, size = 0, global_offset = 0;
             int n_local = 0;
             batching_batch_range(samples->count, batch_size, batch, &begin, &size);
@@ -133,6 +145,11 @@ static int train_task(experiment *e, int task, long *nonfinite)
                 loss_sum = 0;
                 window_images = window_steps = window_correct = 0;
             }
+
+            /* The save's time is left out of the next progress line's rate. */
+            double save_start = log_now();
+            status = experiment_save_progress_if_due(e, task, step + 1, steps, *nonfinite + e->projection_nonfinite);
+            window_start += log_now() - save_start;
         }
     }
     free(order);
@@ -167,311 +184,6 @@ static int evaluate_after_task(experiment *e, int task)
         DMNSP_TRY(metrics_record(&e->metrics, task, task + 1, correct, total));
     }
     return 0;
-}
-
-/* ---- files ------------------------------------------------------------- */
-
-static int write_checkpoint(experiment *e, int task)
-{
-    const clip_config *mc = &e->model_config;
-    int blocks = e->method.projects_visual ? mc->vision_layers : 0;
-    int begin = e->sc.task_begin[task], end = e->sc.task_begin[task + 1];
-
-    int *classes = malloc((size_t)(end - begin) * sizeof *classes);
-    double *row = malloc((size_t)(task + 1) * sizeof *row);
-    const double **eigvals = calloc((size_t)(blocks + 1), sizeof *eigvals);
-    const float **eigvecs = calloc((size_t)(blocks + 1), sizeof *eigvecs);
-    const float **top = calloc((size_t)(blocks + 1), sizeof *top);
-    float *lambda = malloc((size_t)mc->vision_layers * (size_t)mc->vision_layers * sizeof *lambda);
-    char *yaml = config_to_yaml(e->cfg);
-    int status = 0;
-    if (!classes || !row || !eigvals || !eigvecs || !top || !lambda || !yaml)
-        status = dmnsp_fail("out of memory preparing the checkpoint of task %d", task);
-
-    int keep_bases = config_get_bool(e->cfg, "checkpoint.keep_bases");
-    for (int block = 0; block < blocks && status == 0; block++)
-        status = nullspace_task_block(e->visual_state, task, block, &eigvals[block], keep_bases ? &eigvecs[block] : NULL,
-                                      &top[block]);
-    const double *state_lambda = blocks > 0 && task > 0 ? nullspace_lambda(e->visual_state) : NULL;
-    for (int i = 0; state_lambda != NULL && i < mc->vision_layers * mc->vision_layers; i++)
-        lambda[i] = (float)state_lambda[i];
-
-    if (status == 0) {
-        for (int label = begin; label < end; label++)
-            classes[label - begin] = label;
-        for (int j = 0; j <= task; j++)
-            row[j] = metrics_accuracy(&e->metrics, task, j);
-        metrics_step step;
-        status = metrics_compute(&e->metrics, task, &step);
-
-        checkpoint_header header = {yaml, NULL, e->ranks};
-        checkpoint_task_record record = {0};
-        record.task = task;
-        record.classes = classes;
-        record.n_classes = end - begin;
-        record.adapters = clip_model_adapters(e->model);
-        record.blocks = blocks;
-        record.d = mc->vision_width;
-        record.k = (int)config_get_int(e->cfg, "top_select");
-        record.eigvals = eigvals;
-        record.eigvecs = keep_bases ? eigvecs : NULL;
-        record.top = top;
-        record.lambda = state_lambda != NULL ? lambda : NULL;
-        record.accuracy_row = row;
-        record.row_length = task + 1;
-        record.accuracy = step.acc;
-        record.forward_accuracy = task > 0 ? metrics_accuracy(&e->metrics, task - 1, task) : NAN;
-        record.nonfinite_count = e->metrics.nonfinite[task];
-        if (status == 0)
-            status = checkpoint_append_task(e->checkpoint_path, &header, mc, clip_model_adapters(e->model), NULL,
-                                            &record);
-    }
-    free(classes);
-    free(row);
-    free(eigvals);
-    free(eigvecs);
-    free(top);
-    free(lambda);
-    free(yaml);
-    return status;
-}
-
-/* Rank 0 writes metrics.json first, then the checkpoint: a run killed in
- * between resumes from the checkpoint and redoes that task, ignoring the
- * extra metrics line. */
-static int save_task(experiment *e, int task)
-{
-    int status = 0;
-    if (e->rank == 0) {
-        status = metrics_write_json(e->metrics_path, &e->metrics, task + 1, NULL);
-        if (status == 0 && config_get_bool(e->cfg, "checkpoint.every_task"))
-            status = write_checkpoint(e, task);
-    }
-    return dist_any_failed(status);
-}
-
-static int write_summary(experiment *e, int tasks_done)
-{
-    int status = 0;
-    if (e->rank == 0) {
-        metrics_run_info info = {config_get_string(e->cfg, "dataset"), config_get_string(e->cfg, "method"),
-                                 log_now() - e->start_time, e->ranks};
-        status = metrics_write_json(e->metrics_path, &e->metrics, tasks_done, &info);
-        if (status == 0 && !config_get_bool(e->cfg, "checkpoint.every_task") && tasks_done > 0)
-            status = write_checkpoint(e, tasks_done - 1);
-    }
-    return dist_any_failed(status);
-}
-
-/* ---- resume -------------------------------------------------------------- */
-
-/* Keys that may differ between the run that wrote a checkpoint and the run
- * that resumes it: where files live and how the run reports, not what it
- * computes. */
-static const char *resume_free_keys[] = {
-    "dataset_root", "output_dir", "log_path", "log_level", "log_interval", "resume", "overwrite",
-    "eval_batch_size", "recompute_activations", "nullspace.solver", "checkpoint.every_task", "max_tasks",
-};
-
-static int is_resume_free(const char *key)
-{
-    for (size_t i = 0; i < sizeof resume_free_keys / sizeof resume_free_keys[0]; i++) {
-        if (strcmp(key, resume_free_keys[i]) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-/* Finds "KEY: value" in YAML text written by config_to_yaml. */
-static int yaml_value_of(const char *yaml, const char *key, char *value, size_t size)
-{
-    char section[64] = "";
-    const char *line = yaml;
-    while (line != NULL && *line != '\0') {
-        const char *end = strchr(line, '\n');
-        size_t length = end ? (size_t)(end - line) : strlen(line);
-        char text[1024];
-        snprintf(text, sizeof text, "%.*s", (int)(length < sizeof text ? length : sizeof text - 1), line);
-        char *colon = strstr(text, ": ");
-        int nested = text[0] == ' ';
-        if (!nested && length > 0 && text[length - 1] == ':' && colon == NULL) {
-            snprintf(section, sizeof section, "%.*s", (int)length - 1, text);
-        } else if (colon != NULL && text[0] != '#') {
-            *colon = '\0';
-            char name[1100];
-            const char *bare = text;
-            while (*bare == ' ')
-                bare++;
-            if (nested)
-                snprintf(name, sizeof name, "%s.%s", section, bare);
-            else
-                snprintf(name, sizeof name, "%s", bare);
-            if (strcmp(name, key) == 0) {
-                snprintf(value, size, "%s", colon + 2);
-                return 0;
-            }
-        }
-        line = end ? end + 1 : NULL;
-    }
-    return -1;
-}
-
-static int check_resume_config(const experiment *e, const char *stored_yaml, const char *path)
-{
-    char *current = config_to_yaml(e->cfg);
-    if (current == NULL)
-        return -1;
-    int count = 0, status = 0;
-    const config_key *schema = config_schema(&count);
-    for (int i = 0; i < count && status == 0; i++) {
-        if (is_resume_free(schema[i].key))
-            continue;
-        char was[1024], now[1024];
-        if (yaml_value_of(stored_yaml, schema[i].key, was, sizeof was) != 0)
-            continue; /* a key newer than the checkpoint */
-        yaml_value_of(current, schema[i].key, now, sizeof now);
-        if (strcmp(was, now) != 0)
-            status = dmnsp_fail("resume: %s was written with %s = %s, but this run has %s = %s; resume with the "
-                                "same settings or start a new output_dir",
-                                path, schema[i].key, was, schema[i].key, now);
-    }
-    free(current);
-    return status;
-}
-
-static int copy_file(const char *from, const char *to)
-{
-    FILE *in = fopen(from, "rb");
-    if (in == NULL)
-        return dmnsp_fail("resume: cannot read %s", from);
-    char temporary[4300];
-    snprintf(temporary, sizeof temporary, "%s.tmp", to);
-    FILE *out = fopen(temporary, "wb");
-    if (out == NULL) {
-        fclose(in);
-        return dmnsp_fail("resume: cannot write %s", temporary);
-    }
-    char buffer[1 << 16];
-    size_t n;
-    int status = 0;
-    while ((n = fread(buffer, 1, sizeof buffer, in)) > 0) {
-        if (fwrite(buffer, 1, n, out) != n) {
-            status = dmnsp_fail("resume: writing %s failed", temporary);
-            break;
-        }
-    }
-    fclose(in);
-    /* Flushed to disk before the rename, like rundir_write_atomic. */
-    if (status == 0 && (fflush(out) != 0 || fsync(fileno(out)) != 0))
-        status = dmnsp_fail("resume: flushing %s failed", temporary);
-    if (fclose(out) != 0 && status == 0)
-        status = dmnsp_fail("resume: writing %s failed", temporary);
-    if (status == 0 && rename(temporary, to) != 0)
-        status = dmnsp_fail("resume: cannot rename %s to %s", temporary, to);
-    return status;
-}
-
-static int restore_bases(experiment *e, checkpoint_reader *reader, int tasks)
-{
-    const clip_config *mc = &e->model_config;
-    int blocks = mc->vision_layers, d = mc->vision_width;
-    int k = (int)config_get_int(e->cfg, "top_select");
-    size_t per_block = (size_t)d * d;
-    double *eigvals = malloc((size_t)blocks * d * sizeof *eigvals);
-    float *eigvecs = malloc((size_t)blocks * per_block * sizeof *eigvecs);
-    float *top = malloc((size_t)blocks * d * k * sizeof *top);
-    const double **eigvals_p = malloc((size_t)blocks * sizeof *eigvals_p);
-    const float **eigvecs_p = malloc((size_t)blocks * sizeof *eigvecs_p);
-    const float **top_p = malloc((size_t)blocks * sizeof *top_p);
-    int status = 0;
-    if (!eigvals || !eigvecs || !top || !eigvals_p || !eigvecs_p || !top_p)
-        status = dmnsp_fail("resume: out of memory for the null-space bases");
-
-    for (int task = 0; task < tasks && status == 0; task++) {
-        checkpoint_nullspace_info info;
-        status = checkpoint_read_nullspace_info(reader, task, &info);
-        if (status == 0 && (info.blocks != blocks || info.d != d || info.k != k))
-            status = dmnsp_fail("resume: %s task %d has null spaces of %d blocks x %d x %d, this run needs %d x %d "
-                                "x %d",
-                                checkpoint_path(reader), task, info.blocks, info.d, info.k, blocks, d, k);
-        if (status == 0 && !info.has_eigvecs && e->method.variant != NULLSPACE_FIXED)
-            status = dmnsp_fail("resume: %s holds no eigenvectors (written with checkpoint.keep_bases=false), which "
-                                "%s needs for lambda",
-                                checkpoint_path(reader), config_get_string(e->cfg, "method"));
-        for (int block = 0; block < blocks && status == 0; block++) {
-            eigvals_p[block] = eigvals + (size_t)block * d;
-            eigvecs_p[block] = eigvecs + (size_t)block * per_block;
-            top_p[block] = top + (size_t)block * d * k;
-            status = checkpoint_read_nullspace(reader, task, block, eigvals + (size_t)block * d,
-                                               info.has_eigvecs ? eigvecs + (size_t)block * per_block : NULL,
-                                               top + (size_t)block * d * k);
-        }
-        if (status == 0)
-            status = nullspace_add_task(e->visual_state, eigvals_p, info.has_eigvecs ? eigvecs_p : NULL, top_p);
-    }
-    free(eigvals);
-    free(eigvecs);
-    free(top);
-    free(eigvals_p);
-    free(eigvecs_p);
-    free(top_p);
-    return status;
-}
-
-static int restore_metrics(experiment *e, const char *resume_path, int tasks)
-{
-    char path[4300];
-    const char *slash = strrchr(resume_path, '/');
-    if (slash == NULL)
-        snprintf(path, sizeof path, "metrics.json");
-    else
-        snprintf(path, sizeof path, "%.*s/metrics.json", (int)(slash - resume_path), resume_path);
-
-    metrics_file file;
-    DMNSP_TRY(metrics_read_json(path, &file));
-    int status = 0;
-    int line_count = file.line_count;
-    if (file.line_count < tasks)
-        status = dmnsp_fail("resume: %s has %d task lines but the checkpoint finished %d tasks", path,
-                            file.line_count, tasks);
-    if (status == 0) {
-        file.line_count = tasks; /* a line past the checkpoint belongs to a task that is redone */
-        status = metrics_restore(&e->metrics, e->sc.task_count, &file);
-        file.line_count = line_count;
-    }
-    metrics_file_free(&file);
-    return status;
-}
-
-static int resume_from(experiment *e, const char *resume_path)
-{
-    if (e->method.projects_text)
-        return dmnsp_fail("resume: DMNSP-both keeps text null spaces that checkpoints do not store; start it again");
-
-    checkpoint_reader *reader = NULL;
-    DMNSP_TRY(checkpoint_open(resume_path, &reader));
-    int tasks = checkpoint_task_count(reader);
-    int status = check_resume_config(e, checkpoint_config_text(reader), resume_path);
-    if (status == 0)
-        status = checkpoint_check_config(reader, &e->model_config);
-    if (status == 0 && tasks > e->sc.task_count)
-        status = dmnsp_fail("resume: %s finished %d tasks but this scenario has only %d", resume_path, tasks,
-                            e->sc.task_count);
-    if (status == 0 && tasks > 0)
-        status = checkpoint_read_model(reader, &e->model_config, clip_model_adapters(e->model));
-    if (status == 0 && e->method.projects_visual)
-        status = restore_bases(e, reader, tasks);
-    checkpoint_close(reader);
-    if (status == 0)
-        status = restore_metrics(e, resume_path, tasks);
-    if (status == 0 && e->rank == 0 && strcmp(resume_path, e->checkpoint_path) != 0)
-        status = copy_file(resume_path, e->checkpoint_path);
-    if (status == 0) {
-        e->first_task = tasks;
-        log_info("resume: %s finished %d of %d tasks; continuing with task %d", resume_path, tasks,
-                 e->sc.task_count, tasks);
-    }
-    return status;
 }
 
 /* ---- the run -------------------------------------------------------------- */
@@ -527,7 +239,8 @@ int experiment_train(const config *cfg)
         status = write_run_files(e);
     }
     if (status == 0 && plan.start == RUNDIR_RESUME)
-        status = dist_any_failed(resume_from(e, plan.resume_path));
+        status = dist_any_failed(experiment_resume_from(e, plan.resume_path));
+    e->last_checkpoint_time = log_now();
     if (status == 0)
         log_info("run: %s, method %s, %d tasks over %d classes, %d ranks, output %s",
                  config_get_string(cfg, "dataset"), config_get_string(cfg, "method"), e->sc.task_count,
@@ -545,7 +258,7 @@ int experiment_train(const config *cfg)
         if (status == 0)
             status = evaluate_after_task(e, task);
         if (status == 0)
-            status = save_task(e, task);
+            status = experiment_save_task(e, task);
         if (status == 0) {
             experiment_log_task_result(e, task);
             char took[32];
@@ -554,7 +267,7 @@ int experiment_train(const config *cfg)
         }
     }
     if (status == 0)
-        status = write_summary(e, task);
+        status = experiment_write_summary(e, task);
     if (status == 0)
         experiment_log_summary(e, task);
 
@@ -587,8 +300,15 @@ int experiment_eval(const config *cfg, const char *checkpoint_path)
         }
         if (status == 0 && tasks == 0)
             status = dmnsp_fail("%s holds no finished task to evaluate", checkpoint_path);
-        if (status == 0)
+        /* Inside a task (/optimizer present) /model is partly trained on the
+         * next task, so the snapshot of the last finished one is evaluated. */
+        if (status == 0 && checkpoint_has_optimizer(reader)) {
+            log_info("eval: %s was saved inside task %d; evaluating the adapters saved after task %d",
+                     checkpoint_path, tasks, tasks - 1);
+            status = checkpoint_read_task_adapters(reader, &e->model_config, tasks - 1, clip_model_adapters(e->model));
+        } else if (status == 0) {
             status = checkpoint_read_model(reader, &e->model_config, clip_model_adapters(e->model));
+        }
         checkpoint_close(reader);
         status = dist_any_failed(status);
     }

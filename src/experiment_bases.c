@@ -137,6 +137,19 @@ int experiment_compute_lambda(experiment *e, int task)
     return dist_any_failed(set_step_factors(e));
 }
 
+int experiment_restore_lambda(experiment *e, int task, const double *lambda, const double *text_lambda)
+{
+    if (!e->method.projects_visual || task == 0)
+        return 0;
+    if (lambda == NULL || (e->method.projects_text && text_lambda == NULL))
+        return dmnsp_fail("resume: task %d needs the lambda saved with it, but none was given", task);
+    DMNSP_TRY(nullspace_set_lambda(e->visual_state, lambda));
+    nullspace_log_lambda(e->visual_state, task);
+    if (e->method.projects_text)
+        DMNSP_TRY(nullspace_set_lambda(e->text_state, text_lambda));
+    return set_step_factors(e);
+}
+
 int experiment_projection_hook(void *context, float *gradients, int step)
 {
     (void)step;

@@ -21,6 +21,18 @@ typedef struct {
     nullspace_variant variant;
 } experiment_method;
 
+/* The saved state of a task that a resumed checkpoint stopped in the
+ * middle (its /optimizer group). */
+typedef struct {
+    int active;             /* 1 until train_task continues the task */
+    int task;               /* the task in progress */
+    long step;              /* optimizer steps already taken in it */
+    long nonfinite;         /* non-finite events counted before the save */
+    float *m, *v;           /* AdamW moments, clip_adapter_count floats */
+    double *lambda;         /* [vision_layers^2], NULL when the task has none */
+    double *text_lambda;    /* [text_layers^2] (DMNSP-both), or NULL */
+} experiment_progress;
+
 typedef struct {
     const config *cfg;
     int rank, ranks;
@@ -57,6 +69,8 @@ typedef struct {
     /* results */
     metrics_matrix metrics;
     int first_task; /* 0, or the task a resumed run starts with */
+    experiment_progress resumed; /* inside first_task, when the checkpoint stopped there */
+    double last_checkpoint_time; /* log_now() of the last checkpoint write or of the run's start */
     char output_dir[4096];
     char metrics_path[4224];
     char checkpoint_path[4224];
@@ -74,8 +88,29 @@ int experiment_evaluate_task(experiment *e, int task, int n_classes, long *corre
 
 /* experiment_bases.c */
 int experiment_compute_lambda(experiment *e, int task);
+/* Sets the lambda of TASK saved in the middle of it (LAMBDA [vision_layers^2],
+ * TEXT_LAMBDA [text_layers^2] or NULL) instead of computing it again, with
+ * the update factors of lambda_apply=step. */
+int experiment_restore_lambda(experiment *e, int task, const double *lambda, const double *text_lambda);
 int experiment_build_bases(experiment *e, int task);
 int experiment_projection_hook(void *context, float *gradients, int step);
+
+/* experiment_checkpoint.c: rank 0 writes, every rank calls (collective). */
+int experiment_save_task(experiment *e, int task);
+int experiment_write_summary(experiment *e, int tasks_done);
+int experiment_resume_from(experiment *e, const char *resume_path);
+/* Writes a progress checkpoint of TASK after STEPS_TAKEN of its STEPS
+ * optimizer steps when checkpoint.interval_minutes or
+ * checkpoint.interval_steps makes one due. Rank 0 decides and
+ * broadcasts, so every rank saves at the same step. NONFINITE is the
+ * task's count so far. */
+int experiment_save_progress_if_due(experiment *e, int task, long steps_taken, long steps, long nonfinite);
+/* Continues task e->resumed.task where the resumed checkpoint stopped:
+ * restores the AdamW moments and step, lambda and *NONFINITE, sets
+ * *FIRST_STEP to the next step and frees e->resumed. Call it after
+ * trainer_begin_task of that task, in place of experiment_compute_lambda. */
+int experiment_continue_task(experiment *e, long *first_step, long *nonfinite);
+void experiment_progress_free(experiment_progress *progress);
 
 /* experiment_report.c */
 void experiment_log_task_result(const experiment *e, int task);

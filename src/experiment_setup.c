@@ -279,6 +279,7 @@ void experiment_close(experiment *e)
     }
     free(e->train_samples);
     free(e->test_samples);
+    experiment_progress_free(&e->resumed);
     nullspace_collector_destroy(e->visual_collector);
     nullspace_collector_destroy(e->text_collector);
     nullspace_state_destroy(e->visual_state);

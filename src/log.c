@@ -136,13 +136,20 @@ void log_progress_begin(log_progress *p, const char *label, long total, double i
     p->last_print = 0;
     p->interval_seconds = interval_seconds;
     p->last_printed = -1;
+    p->done_before = 0;
     p->is_tty = log_rank == 0 && isatty(STDOUT_FILENO) && !under_mpi_launcher();
+}
+
+void log_progress_skip(log_progress *p, long done)
+{
+    p->done_before = done;
 }
 
 static void progress_line(log_progress *p, long done, const char *detail, char *line, size_t size)
 {
     double elapsed = log_now() - p->start_time;
-    double remaining = done > 0 ? elapsed * (double)(p->total - done) / (double)done : 0;
+    long done_here = done - p->done_before;
+    double remaining = done_here > 0 ? elapsed * (double)(p->total - done) / (double)done_here : 0;
     char elapsed_text[32], eta_text[32];
     log_format_duration(elapsed, elapsed_text, sizeof elapsed_text);
     log_format_duration(remaining, eta_text, sizeof eta_text);

@@ -17,6 +17,10 @@
  *                      the eigenvector of eigvals[j] (absent when bases are
  *                      not kept)
  *   /tasks/task_TT/nullspace/block_NN/top      [d, k] float32, eigvecs[:, :k]
+ *   /tasks/task_TT/nullspace_text/block_NN/{eigvals,eigvecs,top}
+ *                      the same for every text block, with d = text width.
+ *                      Only DMNSP-both writes them, and files from older
+ *                      dmnsp builds lack them.
  *   /tasks/task_TT/lambda                      [L, L] float32 (tasks > 0)
  *   /tasks/task_TT/stats/{visual,text}/block_NN/{down_w,up_w}/
  *                      mean, std, min, max, norm, delta_norm, nonfinite_count,
@@ -25,7 +29,9 @@
  *                      nonfinite_count}
  *   /optimizer         present while a task is in progress: attrs task,
  *                      step, nonfinite_count; datasets m, v (adapter layout,
- *                      flat) and lambda [L, L] when the task has one
+ *                      flat), lambda [L, L] float64 when the task has one
+ *                      and lambda_text [text layers, text layers] float64
+ *                      (DMNSP-both)
  *
  * Adapter tensors keep PyTorch's shapes: down_w [bottleneck, width],
  * down_b [bottleneck], up_w [width, bottleneck], up_b [width].
@@ -58,14 +64,17 @@ typedef struct {
     int ranks;                /* MPI ranks of the run */
 } checkpoint_header;
 
-/* AdamW state of the task in progress (for resuming in the middle of a task). */
+/* AdamW state of the task in progress (for resuming in the middle of a
+ * task). Lambda is kept in double, as the run uses it, so a resumed task
+ * projects with exactly the same coefficients. */
 typedef struct {
-    int task;             /* task being trained */
-    long step;            /* optimizer steps already taken in that task */
-    const float *m;       /* first moments, adapter layout (clip_adapter_count floats) */
-    const float *v;       /* second moments, adapter layout */
-    const float *lambda;  /* [L, L] coefficients of that task, or NULL */
-    long nonfinite_count; /* non-finite gradient/state events so far in the task */
+    int task;                  /* task being trained */
+    long step;                 /* optimizer steps already taken in that task */
+    const float *m;            /* first moments, adapter layout (clip_adapter_count floats) */
+    const float *v;            /* second moments, adapter layout */
+    const double *lambda;      /* [L, L] visual coefficients of that task, or NULL */
+    const double *text_lambda; /* [text layers, text layers] (DMNSP-both), or NULL */
+    long nonfinite_count;      /* non-finite gradient/state events so far in the task */
 } checkpoint_optimizer;
 
 /* What one finished task adds under /tasks/task_TT. */
@@ -87,6 +96,15 @@ typedef struct {
     const double *const *eigvals;
     const float *const *eigvecs;
     const float *const *top;
+
+    /* Null space of every text block (DMNSP-both), laid out like the visual
+     * one with the same k. text_blocks is 0 when the method projects no
+     * text adapters; otherwise it must equal text_layers and text_d the
+     * text width. */
+    int text_blocks, text_d;
+    const double *const *text_eigvals;
+    const float *const *text_eigvecs;
+    const float *const *text_top;
 
     const float *lambda; /* [L, L] with L = vision_layers, or NULL (task 0) */
 
@@ -129,7 +147,7 @@ typedef struct {
 } checkpoint_shape;
 
 typedef struct {
-    int blocks; /* 0: the task has no null space */
+    int blocks; /* 0: the task has no null space of that modality */
     int d, k;
     int has_eigvecs;
 } checkpoint_nullspace_info;
@@ -147,6 +165,7 @@ typedef struct {
     long step;
     long nonfinite_count;
     int has_lambda;
+    int has_text_lambda;
 } checkpoint_optimizer_info;
 
 int checkpoint_open(const char *path, checkpoint_reader **reader);
@@ -174,12 +193,17 @@ int checkpoint_read_task_adapters(checkpoint_reader *reader, const clip_config *
 /* Reads TASK's ordered labels into *CLASSES (malloc'd; caller frees). */
 int checkpoint_read_classes(checkpoint_reader *reader, int task, int **classes, int *count);
 
-int checkpoint_read_nullspace_info(checkpoint_reader *reader, int task, checkpoint_nullspace_info *info);
-/* Reads block BLOCK of TASK's null space: EIGVALS d doubles, EIGVECS d*d
- * floats (must be NULL when the file has none), TOP d*k floats. Any output
- * may be NULL to skip it. */
-int checkpoint_read_nullspace(checkpoint_reader *reader, int task, int block, double *eigvals, float *eigvecs,
-                              float *top);
+/* Describes TASK's null space of MODALITY (/tasks/task_TT/nullspace for
+ * CLIP_VISUAL, nullspace_text for CLIP_TEXT); INFO->blocks is 0 when the
+ * file has none. */
+int checkpoint_read_nullspace_info(checkpoint_reader *reader, int task, clip_modality modality,
+                                   checkpoint_nullspace_info *info);
+/* Reads block BLOCK of TASK's null space of MODALITY: EIGVALS d doubles,
+ * EIGVECS d*d floats (must be NULL when the file has none), TOP d*k
+ * floats, with d the width of that encoder. Any output may be NULL to skip
+ * it. */
+int checkpoint_read_nullspace(checkpoint_reader *reader, int task, clip_modality modality, int block,
+                              double *eigvals, float *eigvecs, float *top);
 /* Reads TASK's [L, L] lambda into LAMBDA (L = vision_layers); *PRESENT is 0
  * (and LAMBDA untouched) when the task has none. */
 int checkpoint_read_lambda(checkpoint_reader *reader, int task, float *lambda, int *present);
@@ -190,9 +214,10 @@ int checkpoint_read_stats(checkpoint_reader *reader, int task, clip_modality mod
 
 /* 1 when /optimizer exists (a task was in progress), else 0. */
 int checkpoint_has_optimizer(const checkpoint_reader *reader);
-/* Reads /optimizer: INFO always, M and V (clip_adapter_count floats each)
- * and LAMBDA ([L, L]) when not NULL. */
+/* Reads /optimizer: INFO always; M and V (clip_adapter_count floats each),
+ * LAMBDA ([L, L]) and TEXT_LAMBDA ([text layers, text layers]) when not
+ * NULL and, for the lambdas, present in the file. */
 int checkpoint_read_optimizer(checkpoint_reader *reader, const clip_config *config, checkpoint_optimizer_info *info,
-                              float *m, float *v, float *lambda);
+                              float *m, float *v, double *lambda, double *text_lambda);
 
 #endif

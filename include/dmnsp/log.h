@@ -44,9 +44,13 @@ typedef struct {
     double interval_seconds;
     int is_tty;
     long last_printed; /* units done at the last printed line */
+    long done_before;  /* units finished before this process began them (resumed work) */
 } log_progress;
 
 void log_progress_begin(log_progress *p, const char *label, long total, double interval_seconds);
+/* Counts DONE units as finished earlier (a resumed task), so the ETA comes
+ * from the rate of the units done since log_progress_begin. */
+void log_progress_skip(log_progress *p, long done);
 /* DETAIL is an optional extra text ("loss 0.52 lr 1.0e-03"), may be NULL. */
 void log_progress_update(log_progress *p, long done, const char *detail);
 void log_progress_done(log_progress *p, const char *detail);

@@ -129,10 +129,17 @@ static void write_fake_runs(void)
     free(output);
     remove("runs/run_a/checkpoint.h5");
     remove("runs/run_b/checkpoint.h5");
+    /* run_a has the layout of files written before text null spaces were
+     * stored; run_b adds them (DMNSP-both) and a task in progress. */
     fake_run run;
     CHECK_OK(fake_run_init(&run, 3));
     CHECK_OK(fake_run_write(&run, "runs/run_a/checkpoint.h5", config_a));
+    run.text_nullspace = 1;
     CHECK_OK(fake_run_write(&run, "runs/run_b/checkpoint.h5", config_b));
+    checkpoint_header header = {config_b, "v-test", 2};
+    checkpoint_optimizer progress = {3, 5, run.moments[0], run.moments[1], run.optimizer_lambda,
+                                     run.optimizer_text_lambda, 0};
+    CHECK_OK(checkpoint_save_progress("runs/run_b/checkpoint.h5", &header, &run.config, run.snapshots[2], &progress));
     fake_run_free(&run);
     CHECK_OK(test_write_file("runs/run_a/metrics.json", metrics_a, strlen(metrics_a)));
     CHECK_OK(test_write_file("runs/run_a/config.yaml", config_a, strlen(config_a)));

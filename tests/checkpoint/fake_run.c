@@ -17,6 +17,25 @@ static double next_value(unsigned long long *state)
     return (double)(bits >> 11) / 9007199254740992.0 * 2.0 - 1.0;
 }
 
+/* Fills one block's eigenvalues (descending), eigenvectors (d x d) and
+ * their first K columns. */
+static int fill_block(unsigned long long *state, int d, int k, double **eigvals, float **eigvecs, float **top)
+{
+    *eigvals = dmnsp_malloc((size_t)d * sizeof(double), "fake eigvals");
+    *eigvecs = dmnsp_malloc((size_t)d * d * sizeof(float), "fake eigvecs");
+    *top = dmnsp_malloc((size_t)d * k * sizeof(float), "fake top");
+    if (*eigvals == NULL || *eigvecs == NULL || *top == NULL)
+        return -1;
+    for (int i = 0; i < d; i++)
+        (*eigvals)[i] = 100.0 / (1 + i) + 0.001 * next_value(state);
+    for (int i = 0; i < d * d; i++)
+        (*eigvecs)[i] = (float)next_value(state);
+    for (int r = 0; r < d; r++)
+        for (int j = 0; j < k; j++)
+            (*top)[r * k + j] = (*eigvecs)[r * d + j];
+    return 0;
+}
+
 int fake_run_init(fake_run *run, int tasks)
 {
     memset(run, 0, sizeof *run);
@@ -43,26 +62,25 @@ int fake_run_init(fake_run *run, int tasks)
             double step = i < clip_adapter_modality_count(&run->config, CLIP_VISUAL) ? 0.01 : 0.05;
             run->snapshots[t][i] = (float)(base + step * next_value(&state) + (t == 0 ? 0.1 * next_value(&state) : 0));
         }
-        for (int b = 0; b < layers; b++) {
-            run->eigvals[t][b] = dmnsp_malloc((size_t)d * sizeof(double), "fake eigvals");
-            run->eigvecs[t][b] = dmnsp_malloc((size_t)d * d * sizeof(float), "fake eigvecs");
-            run->top[t][b] = dmnsp_malloc((size_t)d * run->k * sizeof(float), "fake top");
-            if (!run->eigvals[t][b] || !run->eigvecs[t][b] || !run->top[t][b])
-                return -1;
-            for (int i = 0; i < d; i++)
-                run->eigvals[t][b][i] = 100.0 / (1 + i) + 0.001 * next_value(&state);
-            for (int i = 0; i < d * d; i++)
-                run->eigvecs[t][b][i] = (float)next_value(&state);
-            for (int r = 0; r < d; r++)
-                for (int j = 0; j < run->k; j++)
-                    run->top[t][b][r * run->k + j] = run->eigvecs[t][b][r * d + j];
-        }
+        for (int b = 0; b < layers; b++)
+            DMNSP_TRY(fill_block(&state, d, run->k, &run->eigvals[t][b], &run->eigvecs[t][b], &run->top[t][b]));
         for (int i = 0; i < layers * layers; i++)
             run->lambda[t][i] = (float)(30.0 * exp(-0.5 * (1 + next_value(&state))));
         for (int c = 0; c < FAKE_RUN_CLASSES_PER_TASK; c++)
             run->classes[t][c] = t * FAKE_RUN_CLASSES_PER_TASK + c;
         for (int j = 0; j <= t; j++)
             run->accuracy_rows[t][j] = 90.0 - 10.0 * (t - j) + (j % 2 ? 0.25 : 0.0);
+    }
+    /* Drawn after the per-task data, so snapshots, visual null spaces and
+     * lambda keep the values they had before text null spaces were added. */
+    for (int t = 0; t < tasks; t++) {
+        for (int b = 0; b < run->config.text_layers; b++)
+            DMNSP_TRY(fill_block(&state, run->config.text_width, run->k, &run->text_eigvals[t][b],
+                                 &run->text_eigvecs[t][b], &run->text_top[t][b]));
+    }
+    for (int i = 0; i < 8 * 8; i++) {
+        run->optimizer_lambda[i] = 30.0 * exp(-0.5 * (1 + next_value(&state)));
+        run->optimizer_text_lambda[i] = 30.0 * exp(-0.5 * (1 + next_value(&state)));
     }
     for (int i = 0; i < 2; i++) {
         run->moments[i] = dmnsp_malloc(run->adapter_count * sizeof(float), "fake moments");
@@ -82,6 +100,9 @@ void fake_run_free(fake_run *run)
             free(run->eigvals[t][b]);
             free(run->eigvecs[t][b]);
             free(run->top[t][b]);
+            free(run->text_eigvals[t][b]);
+            free(run->text_eigvecs[t][b]);
+            free(run->text_top[t][b]);
         }
     }
     free(run->moments[0]);
@@ -102,6 +123,13 @@ void fake_run_record(fake_run *run, int t, int keep_bases, checkpoint_task_recor
     rec->eigvals = (const double *const *)run->eigvals[t];
     rec->eigvecs = keep_bases ? (const float *const *)run->eigvecs[t] : NULL;
     rec->top = (const float *const *)run->top[t];
+    if (run->text_nullspace) {
+        rec->text_blocks = run->config.text_layers;
+        rec->text_d = run->config.text_width;
+        rec->text_eigvals = (const double *const *)run->text_eigvals[t];
+        rec->text_eigvecs = keep_bases ? (const float *const *)run->text_eigvecs[t] : NULL;
+        rec->text_top = (const float *const *)run->text_top[t];
+    }
     rec->lambda = t > 0 ? run->lambda[t] : NULL;
     rec->accuracy_row = run->accuracy_rows[t];
     rec->row_length = t + 1;

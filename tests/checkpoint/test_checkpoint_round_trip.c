@@ -1,5 +1,6 @@
 /* Round trip: three tasks plus mid-task progress are written through the
- * checkpoint API and every array is read back bit for bit. */
+ * checkpoint API and every array is read back bit for bit, with and
+ * without the text null spaces of DMNSP-both. */
 #include "dmnsp/checkpoint.h"
 #include "dmnsp/error.h"
 #include "fake_run.h"
@@ -27,6 +28,40 @@ static void check_stats_equal(const char *name, const param_stats *got, const pa
     test_compare_doubles(name, got->edges, want->edges, PARAM_STATS_BINS + 1, 0.0, 0.0);
 }
 
+/* Compares every block of task T's null space of MODALITY with RUN. */
+static void check_nullspace(checkpoint_reader *reader, fake_run *run, int t, clip_modality modality, int keep_bases)
+{
+    const clip_config *c = &run->config;
+    int text = modality == CLIP_TEXT;
+    int d = text ? c->text_width : c->vision_width;
+    checkpoint_nullspace_info info;
+    CHECK_OK(checkpoint_read_nullspace_info(reader, t, modality, &info));
+    CHECK_EQ_INT(info.blocks, text ? c->text_layers : c->vision_layers);
+    CHECK_EQ_INT(info.d, d);
+    CHECK_EQ_INT(info.k, run->k);
+    CHECK_EQ_INT(info.has_eigvecs, keep_bases);
+
+    char name[96];
+    double eigvals[16];
+    float eigvecs[16 * 16], top[16 * 2];
+    for (int b = 0; b < info.blocks; b++) {
+        CHECK_OK(checkpoint_read_nullspace(reader, t, modality, b, eigvals, keep_bases ? eigvecs : NULL, top));
+        snprintf(name, sizeof name, "task %d %s block %d eigvals", t, text ? "text" : "visual", b);
+        test_compare_doubles(name, eigvals, text ? run->text_eigvals[t][b] : run->eigvals[t][b], (size_t)d, 0.0,
+                             0.0);
+        snprintf(name, sizeof name, "task %d %s block %d top", t, text ? "text" : "visual", b);
+        test_compare_floats(name, top, text ? run->text_top[t][b] : run->top[t][b], (size_t)d * run->k, 0.0, 0.0);
+        if (keep_bases) {
+            snprintf(name, sizeof name, "task %d %s block %d eigvecs", t, text ? "text" : "visual", b);
+            test_compare_floats(name, eigvecs, text ? run->text_eigvecs[t][b] : run->eigvecs[t][b], (size_t)d * d,
+                                0.0, 0.0);
+        }
+    }
+    if (!keep_bases)
+        CHECK_FAILS_WITH(checkpoint_read_nullspace(reader, t, modality, 0, NULL, eigvecs, NULL),
+                         "no full eigenvectors");
+}
+
 static void check_task(checkpoint_reader *reader, fake_run *run, int t, int keep_bases, float *buffer)
 {
     const clip_config *c = &run->config;
@@ -43,28 +78,16 @@ static void check_task(checkpoint_reader *reader, fake_run *run, int t, int keep
         CHECK_EQ_INT(classes[i], run->classes[t][i]);
     free(classes);
 
-    checkpoint_nullspace_info info;
-    CHECK_OK(checkpoint_read_nullspace_info(reader, t, &info));
-    CHECK_EQ_INT(info.blocks, c->vision_layers);
-    CHECK_EQ_INT(info.d, c->vision_width);
-    CHECK_EQ_INT(info.k, run->k);
-    CHECK_EQ_INT(info.has_eigvecs, keep_bases);
-    int d = c->vision_width;
-    double eigvals[16];
-    float eigvecs[16 * 16], top[16 * 2];
-    for (int b = 0; b < info.blocks; b++) {
-        CHECK_OK(checkpoint_read_nullspace(reader, t, b, eigvals, keep_bases ? eigvecs : NULL, top));
-        snprintf(name, sizeof name, "task %d block %d eigvals", t, b);
-        test_compare_doubles(name, eigvals, run->eigvals[t][b], (size_t)d, 0.0, 0.0);
-        snprintf(name, sizeof name, "task %d block %d top", t, b);
-        test_compare_floats(name, top, run->top[t][b], (size_t)d * run->k, 0.0, 0.0);
-        if (keep_bases) {
-            snprintf(name, sizeof name, "task %d block %d eigvecs", t, b);
-            test_compare_floats(name, eigvecs, run->eigvecs[t][b], (size_t)d * d, 0.0, 0.0);
-        }
+    check_nullspace(reader, run, t, CLIP_VISUAL, keep_bases);
+    if (run->text_nullspace) {
+        check_nullspace(reader, run, t, CLIP_TEXT, keep_bases);
+    } else {
+        checkpoint_nullspace_info info;
+        CHECK_OK(checkpoint_read_nullspace_info(reader, t, CLIP_TEXT, &info));
+        CHECK_EQ_INT(info.blocks, 0);
+        CHECK_FAILS_WITH(checkpoint_read_nullspace(reader, t, CLIP_TEXT, 0, NULL, NULL, NULL),
+                         "has no text null space");
     }
-    if (!keep_bases)
-        CHECK_FAILS_WITH(checkpoint_read_nullspace(reader, t, 0, NULL, eigvecs, NULL), "no full eigenvectors");
 
     float lambda[9];
     int present = -1;
@@ -121,6 +144,7 @@ int main(void)
     remove(path);
     fake_run run;
     CHECK_OK(fake_run_init(&run, 3));
+    run.text_nullspace = 1;
     const clip_config *c = &run.config;
     checkpoint_header header = {config_yaml, "v-test", 2};
     float *buffer = malloc(run.adapter_count * sizeof(float));
@@ -134,7 +158,8 @@ int main(void)
     fake_run_record(&run, 0, 1, &rec);
     CHECK_OK(checkpoint_append_task(path, &header, c, run.snapshots[0], NULL, &rec));
 
-    checkpoint_optimizer opt = {1, 123, run.moments[0], run.moments[1], run.lambda[1], 4};
+    checkpoint_optimizer opt = {1, 123, run.moments[0], run.moments[1], run.optimizer_lambda,
+                                run.optimizer_text_lambda, 4};
     CHECK_OK(checkpoint_save_progress(path, &header, c, run.snapshots[1], &opt));
     checkpoint_reader *reader = NULL;
     CHECK_OK(checkpoint_open(path, &reader));
@@ -142,15 +167,18 @@ int main(void)
         CHECK_EQ_INT(checkpoint_task_count(reader), 1);
         CHECK_EQ_INT(checkpoint_has_optimizer(reader), 1);
         checkpoint_optimizer_info info;
-        float lambda[9];
-        CHECK_OK(checkpoint_read_optimizer(reader, c, &info, m, v, lambda));
+        double lambda[9], text_lambda[4];
+        CHECK_OK(checkpoint_read_optimizer(reader, c, &info, m, v, lambda, text_lambda));
         CHECK_EQ_INT(info.task, 1);
         CHECK_EQ_INT(info.step, 123);
         CHECK_EQ_INT(info.nonfinite_count, 4);
         CHECK_EQ_INT(info.has_lambda, 1);
+        CHECK_EQ_INT(info.has_text_lambda, 1);
         test_compare_floats("optimizer m", m, run.moments[0], run.adapter_count, 0.0, 0.0);
         test_compare_floats("optimizer v", v, run.moments[1], run.adapter_count, 0.0, 0.0);
-        test_compare_floats("optimizer lambda", lambda, run.lambda[1], 9, 0.0, 0.0);
+        /* Stored in double, so the coefficients come back without rounding. */
+        test_compare_doubles("optimizer lambda", lambda, run.optimizer_lambda, 9, 0.0, 0.0);
+        test_compare_doubles("optimizer text lambda", text_lambda, run.optimizer_text_lambda, 4, 0.0, 0.0);
         CHECK_OK(checkpoint_read_model(reader, c, buffer));
         test_compare_floats("model during task 1", buffer, run.snapshots[1], run.adapter_count, 0.0, 0.0);
         check_task(reader, &run, 0, 1, buffer);
@@ -166,6 +194,13 @@ int main(void)
     fake_run_record(&run, 1, 1, &rec);
     CHECK_FAILS_WITH(checkpoint_append_task(path, &header, c, run.snapshots[1], NULL, &rec), "next task to append is 3");
 
+    /* Text null spaces of the wrong width are rejected before the file is touched. */
+    fake_run_record(&run, 2, 1, &rec);
+    rec.task = 3;
+    rec.text_d = c->vision_width;
+    CHECK_FAILS_WITH(checkpoint_append_task(path, &header, c, run.snapshots[2], NULL, &rec),
+                     "text null space has 2 blocks of width 16, expected 2 blocks of width 8");
+
     reader = NULL;
     CHECK_OK(checkpoint_open(path, &reader));
     if (reader != NULL) {
@@ -180,7 +215,7 @@ int main(void)
             check_task(reader, &run, t, t < 2, buffer);
 
         checkpoint_optimizer_info info;
-        CHECK_FAILS_WITH(checkpoint_read_optimizer(reader, c, &info, m, v, NULL), "no /optimizer");
+        CHECK_FAILS_WITH(checkpoint_read_optimizer(reader, c, &info, m, v, NULL, NULL), "no /optimizer");
         CHECK_FAILS_WITH(checkpoint_read_task_adapters(reader, c, 3, buffer), "contains tasks 0..2");
 
         /* A model config with other shapes is rejected, naming the field. */
@@ -194,6 +229,7 @@ int main(void)
      * but have no group, and task 2's delta_norm has nothing to compare with. */
     const char *last_only = "last_only.h5";
     remove(last_only);
+    run.text_nullspace = 0;
     fake_run_record(&run, 2, 1, &rec);
     CHECK_OK(checkpoint_append_task(last_only, &header, c, run.snapshots[2], NULL, &rec));
     reader = NULL;

@@ -57,3 +57,34 @@ log_interval: 4
 nullspace:
   basis_batch_size: 16
 YAML
+
+# kill_tree PID: SIGKILL for PID and all its descendants, children first,
+# as a scheduler's time limit would end a job. Only processes started by
+# this test are touched.
+kill_tree() {
+    local child
+    for child in $(pgrep -P "$1"); do
+        kill_tree "$child"
+    done
+    kill -9 "$1" 2>/dev/null
+}
+
+# kill_when_logged PID LOG PATTERN: kills the run PID with kill_tree as soon
+# as LOG matches PATTERN. Returns 1 when the run ends first or the pattern
+# does not appear within 240 s (a loaded machine can be slow), killing the
+# run in that case too.
+kill_when_logged() {
+    local launcher=$1 log=$2 pattern=$3 deadline=$((SECONDS + 240))
+    while ((SECONDS < deadline)); do
+        if grep -q "$pattern" "$log" 2>/dev/null; then
+            kill_tree "$launcher"
+            wait "$launcher" 2>/dev/null
+            return 0
+        fi
+        kill -0 "$launcher" 2>/dev/null || break
+        sleep 0.02
+    done
+    kill_tree "$launcher"
+    wait "$launcher" 2>/dev/null
+    return 1
+}

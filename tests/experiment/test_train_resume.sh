@@ -20,8 +20,7 @@ killed=0
 deadline=$((SECONDS + 240))
 while ((SECONDS < deadline)); do
     if grep -q "=== task 2/2" runs/killed/train.log 2>/dev/null; then
-        kill -9 "$launcher" 2>/dev/null
-        pkill -9 -f "output_dir=runs/killed" 2>/dev/null
+        kill_tree "$launcher"
         killed=1
         break
     fi
@@ -29,8 +28,7 @@ while ((SECONDS < deadline)); do
     sleep 0.02
 done
 if [[ $killed -eq 0 ]] && kill -0 "$launcher" 2>/dev/null; then
-    kill -9 "$launcher" 2>/dev/null
-    pkill -9 -f "output_dir=runs/killed" 2>/dev/null
+    kill_tree "$launcher"
     fail "task 2 did not start within 240 s"
 fi
 wait "$launcher" 2>/dev/null
