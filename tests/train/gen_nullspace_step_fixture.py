@@ -44,7 +44,7 @@ LAMBDA_SCALE = 2.0
 MIN_GAP = 0.2  # smallest (e0 - e1) / e0 of a block's covariance eigenvalues
 # Smallest non-zero |projected gradient| over the largest: float32
 # gradients of this model are off by about 2.5e-7 of the largest (see
-# test_train_matches_torch.c), far below this.
+# tests/clip_fixture.c), far below this.
 MIN_GRADIENT = 1e-5
 
 
