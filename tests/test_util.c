@@ -4,6 +4,7 @@
 #include "dmnsp/error.h"
 
 #include <math.h>
+#include <mpi.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,6 +153,13 @@ int test_run_command(const char *command, char **output)
     if (status == -1 || !WIFEXITED(status))
         return -1;
     return WEXITSTATUS(status);
+}
+
+void test_sum_failures_over_ranks(void)
+{
+    int failures = test_failures, all_failures = 0;
+    MPI_Allreduce(&failures, &all_failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    test_failures = all_failures;
 }
 
 int test_finish(const char *test_name)

@@ -46,6 +46,11 @@ int test_write_file(const char *path, const void *data, size_t bytes);
  * NULL) and returns the exit status (or -1). */
 int test_run_command(const char *command, char **output);
 
+/* Sums test_failures over the ranks of MPI_COMM_WORLD, so that every rank
+ * exits non-zero when a check failed on any rank. Collective: every rank
+ * calls it, before MPI is finalized. */
+void test_sum_failures_over_ranks(void);
+
 int test_finish(const char *test_name);
 _Noreturn void test_skip(const char *reason);
 
