@@ -19,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 
 import clip_reference as ref  # noqa: E402
+from fixture_io import save_safetensors  # noqa: E402
 
 # Two heads per encoder, patch 4 on 16 px (17 tokens), context 16 with the
 # batch's last end-of-text at position 11, so the C encoder's cut is tested.
@@ -122,7 +123,7 @@ def main():
     metadata.update(dropout_seed=DROPOUT_SEED, dropout_step=DROPOUT_STEP, image_sample_offset=IMAGE_SAMPLE_OFFSET)
     path = os.path.join(HERE, "fixtures", "clip_small.safetensors")
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    ref.save_safetensors(path, out, metadata)
+    save_safetensors(path, out, metadata)
     print(f"wrote {path} ({os.path.getsize(path)} bytes)")
 
 

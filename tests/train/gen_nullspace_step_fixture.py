@@ -35,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 
 import clip_reference as ref  # noqa: E402
+from fixture_io import save_safetensors  # noqa: E402
 from gen_train_fixtures import CONFIG, as_float32, make_tokens  # noqa: E402
 
 BASIS_IMAGES, IMAGES = 6, 6
@@ -122,7 +123,7 @@ def main():
         out["final." + name] = leaf.detach()
 
     path = os.path.join(HERE, "nullspace_step_fixture.safetensors")
-    ref.save_safetensors(path, out, ref.config_metadata(CONFIG))
+    save_safetensors(path, out, ref.config_metadata(CONFIG))
     print(f"wrote {path} ({os.path.getsize(path)} bytes)")
 
 

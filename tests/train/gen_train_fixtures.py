@@ -27,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 
 import clip_reference as ref  # noqa: E402
+from fixture_io import save_safetensors  # noqa: E402
 
 CONFIG = ref.ClipConfig(
     image_resolution=16,
@@ -112,7 +113,7 @@ def main():
         out["final." + name] = leaf.detach()
 
     path = os.path.join(HERE, "train_fixture.safetensors")
-    ref.save_safetensors(path, out, ref.config_metadata(CONFIG))
+    save_safetensors(path, out, ref.config_metadata(CONFIG))
     print(f"wrote {path} ({os.path.getsize(path)} bytes)")
 
 
