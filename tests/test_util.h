@@ -42,6 +42,9 @@ double test_compare_doubles(const char *name, const double *a, const double *b, 
 const char *test_env(const char *name, const char *fallback);
 /* Writes BYTES bytes to PATH; returns 0 or -1. */
 int test_write_file(const char *path, const void *data, size_t bytes);
+/* Reads all of PATH into a malloc'd buffer of *SIZE bytes plus a '\0'.
+ * SIZE may be NULL. Returns NULL when PATH cannot be read. */
+char *test_read_file(const char *path, long *size);
 /* Runs a shell command, captures stdout+stderr into OUTPUT (malloc'd, may be
  * NULL) and returns the exit status (or -1). */
 int test_run_command(const char *command, char **output);
