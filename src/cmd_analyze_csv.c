@@ -61,12 +61,11 @@ static int layers_of(const analyze_run *run, int modality)
     return modality == 0 ? run->shape.vision_layers : run->shape.text_layers;
 }
 
-static int write_param_stats(const analyze_run *run, const char *out_dir)
+/* Writes the header line and the rows of one per-run table to F. */
+typedef void (*table_writer)(FILE *f, const analyze_run *run);
+
+static void write_param_stats(FILE *f, const analyze_run *run)
 {
-    char path[4400];
-    FILE *f = analyze_open(out_dir, "param_stats.csv", path, sizeof path);
-    if (f == NULL)
-        return -1;
     fprintf(f, "task,modality,block,tensor,mean,std,min,max,norm,delta_norm,nonfinite_count\n");
     for (int t = 0; t < run->checkpoint_tasks; t++)
         for (int m = 0; run->stored[t] && m < 2; m++)
@@ -82,15 +81,10 @@ static int write_param_stats(const analyze_run *run, const char *out_dir)
                     put_number(f, s->delta_norm);
                     fprintf(f, ",%ld\n", s->nonfinite_count);
                 }
-    return analyze_close(f, path);
 }
 
-static int write_histograms(const analyze_run *run, const char *out_dir)
+static void write_histograms(FILE *f, const analyze_run *run)
 {
-    char path[4400];
-    FILE *f = analyze_open(out_dir, "param_histograms.csv", path, sizeof path);
-    if (f == NULL)
-        return -1;
     fprintf(f, "task,modality,block,tensor,bin,left_edge,right_edge,count\n");
     for (int t = 0; t < run->checkpoint_tasks; t++)
         for (int m = 0; run->stored[t] && m < 2; m++)
@@ -104,19 +98,14 @@ static int write_histograms(const analyze_run *run, const char *out_dir)
                         fprintf(f, ",%ld\n", s->histogram[i]);
                     }
                 }
-    return analyze_close(f, path);
 }
 
 /* Per task, modality and tensor over all blocks: the mean of the block
  * standard deviations, the Frobenius norm of all blocks together, the norm
  * of the change since the previous task, and that change relative to the
  * previous task's norm. */
-static int write_modality_summary(const analyze_run *run, const char *out_dir)
+static void write_modality_summary(FILE *f, const analyze_run *run)
 {
-    char path[4400];
-    FILE *f = analyze_open(out_dir, "modality_summary.csv", path, sizeof path);
-    if (f == NULL)
-        return -1;
     fprintf(f, "task,modality,tensor,mean_std,total_norm,total_delta_norm,relative_change\n");
     for (int t = 0; t < run->checkpoint_tasks; t++)
         for (int m = 0; run->stored[t] && m < 2; m++)
@@ -142,15 +131,10 @@ static int write_modality_summary(const analyze_run *run, const char *out_dir)
                 put_number(f, has_previous && previous_squares > 0 ? sqrt(delta_squares / previous_squares) : NAN);
                 fputc('\n', f);
             }
-    return analyze_close(f, path);
 }
 
-static int write_lambda(const analyze_run *run, const char *out_dir)
+static void write_lambda(FILE *f, const analyze_run *run)
 {
-    char path[4400];
-    FILE *f = analyze_open(out_dir, "lambda.csv", path, sizeof path);
-    if (f == NULL)
-        return -1;
     int layers = run->shape.vision_layers;
     fprintf(f, "task,projected_block");
     for (int i = 0; i < layers; i++)
@@ -167,15 +151,10 @@ static int write_lambda(const analyze_run *run, const char *out_dir)
             fputc('\n', f);
         }
     }
-    return analyze_close(f, path);
 }
 
-static int write_accuracy(const analyze_run *run, const char *out_dir)
+static void write_accuracy_matrix(FILE *f, const analyze_run *run)
 {
-    char path[4400];
-    FILE *f = analyze_open(out_dir, "accuracy_matrix.csv", path, sizeof path);
-    if (f == NULL)
-        return -1;
     fprintf(f, "after_task");
     for (int j = 0; j < run->tasks; j++)
         fprintf(f, ",task_%02d", j);
@@ -186,11 +165,10 @@ static int write_accuracy(const analyze_run *run, const char *out_dir)
             put_number(f, run->accuracy_matrix[(size_t)i * run->tasks + j]);
         fputc('\n', f);
     }
-    DMNSP_TRY(analyze_close(f, path));
+}
 
-    f = analyze_open(out_dir, "metrics_per_task.csv", path, sizeof path);
-    if (f == NULL)
-        return -1;
+static void write_metrics_per_task(FILE *f, const analyze_run *run)
+{
     fprintf(f, "task,acc,avg_acc,forgetting,bwt,fwt,nonfinite_count\n");
     for (int i = 0; i < run->tasks; i++) {
         fprintf(f, "%d", i);
@@ -201,18 +179,29 @@ static int write_accuracy(const analyze_run *run, const char *out_dir)
         put_number(f, run->fwt[i]);
         fprintf(f, ",%ld\n", run->nonfinite[i]);
     }
+}
+
+/* Creates OUT_DIR/NAME and fills it with WRITE. */
+static int write_table(const analyze_run *run, const char *out_dir, const char *name, table_writer write)
+{
+    char path[4400];
+    FILE *f = analyze_open(out_dir, name, path, sizeof path);
+    if (f == NULL)
+        return -1;
+    write(f, run);
     return analyze_close(f, path);
 }
 
 int analyze_write_run_csv(const analyze_run *run, const char *out_dir)
 {
     if (run->has_checkpoint) {
-        DMNSP_TRY(write_param_stats(run, out_dir));
-        DMNSP_TRY(write_histograms(run, out_dir));
-        DMNSP_TRY(write_modality_summary(run, out_dir));
-        DMNSP_TRY(write_lambda(run, out_dir));
+        DMNSP_TRY(write_table(run, out_dir, "param_stats.csv", write_param_stats));
+        DMNSP_TRY(write_table(run, out_dir, "param_histograms.csv", write_histograms));
+        DMNSP_TRY(write_table(run, out_dir, "modality_summary.csv", write_modality_summary));
+        DMNSP_TRY(write_table(run, out_dir, "lambda.csv", write_lambda));
     }
-    return write_accuracy(run, out_dir);
+    DMNSP_TRY(write_table(run, out_dir, "accuracy_matrix.csv", write_accuracy_matrix));
+    return write_table(run, out_dir, "metrics_per_task.csv", write_metrics_per_task);
 }
 
 /* Settings that sweep.csv always has a column for. */

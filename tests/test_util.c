@@ -4,6 +4,7 @@
 #include "dmnsp/error.h"
 
 #include <math.h>
+#include <mpi.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +117,30 @@ int test_write_file(const char *path, const void *data, size_t bytes)
     return (fclose(f) == 0 && written == bytes) ? 0 : -1;
 }
 
+char *test_read_file(const char *path, long *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    long length = -1;
+    if (fseek(f, 0, SEEK_END) == 0)
+        length = ftell(f);
+    char *data = NULL;
+    if (length >= 0 && fseek(f, 0, SEEK_SET) == 0)
+        data = malloc((size_t)length + 1);
+    if (data != NULL && fread(data, 1, (size_t)length, f) != (size_t)length) {
+        free(data);
+        data = NULL;
+    }
+    fclose(f);
+    if (data == NULL)
+        return NULL;
+    data[length] = '\0';
+    if (size != NULL)
+        *size = length;
+    return data;
+}
+
 int test_run_command(const char *command, char **output)
 {
     char *full = malloc(strlen(command) + 16);
@@ -152,6 +177,13 @@ int test_run_command(const char *command, char **output)
     if (status == -1 || !WIFEXITED(status))
         return -1;
     return WEXITSTATUS(status);
+}
+
+void test_sum_failures_over_ranks(void)
+{
+    int failures = test_failures, all_failures = 0;
+    MPI_Allreduce(&failures, &all_failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    test_failures = all_failures;
 }
 
 int test_finish(const char *test_name)

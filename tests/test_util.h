@@ -42,9 +42,17 @@ double test_compare_doubles(const char *name, const double *a, const double *b, 
 const char *test_env(const char *name, const char *fallback);
 /* Writes BYTES bytes to PATH; returns 0 or -1. */
 int test_write_file(const char *path, const void *data, size_t bytes);
+/* Reads all of PATH into a malloc'd buffer of *SIZE bytes plus a '\0'.
+ * SIZE may be NULL. Returns NULL when PATH cannot be read. */
+char *test_read_file(const char *path, long *size);
 /* Runs a shell command, captures stdout+stderr into OUTPUT (malloc'd, may be
  * NULL) and returns the exit status (or -1). */
 int test_run_command(const char *command, char **output);
+
+/* Sums test_failures over the ranks of MPI_COMM_WORLD, so that every rank
+ * exits non-zero when a check failed on any rank. Collective: every rank
+ * calls it, before MPI is finalized. */
+void test_sum_failures_over_ranks(void);
 
 int test_finish(const char *test_name);
 _Noreturn void test_skip(const char *reason);

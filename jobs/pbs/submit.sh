@@ -11,43 +11,9 @@
 # (afterany), so a run longer than the walltime continues by itself.
 set -euo pipefail
 
-usage() {
-    echo "usage: $0 CONFIG [--chain N] [--dry-run] [QSUB_OPTION...]" >&2
-    local names=() file
-    for file in "$root"/jobs/pbs/*.pbs; do
-        names+=("$(basename "$file" .pbs)")
-    done
-    echo "configs: ${names[*]}" >&2
-    exit 2
-}
-
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-[[ $# -ge 1 ]] || usage
-name=$1
-shift
-script=$root/jobs/pbs/$name.pbs
-[[ -f $script ]] || { echo "submit: no batch script $script" >&2; usage; }
-
-chain=1
-dry_run=0
-qsub_options=()
-while [[ $# -gt 0 ]]; do
-    case $1 in
-    --chain)
-        [[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] || { echo "submit: --chain needs a positive count" >&2; exit 2; }
-        chain=$2
-        shift 2
-        ;;
-    --dry-run)
-        dry_run=1
-        shift
-        ;;
-    *)
-        qsub_options+=("$1")
-        shift
-        ;;
-    esac
-done
+# shellcheck source=jobs/lib/submit_arguments.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/submit_arguments.sh"
+submit_parse_arguments pbs pbs QSUB_OPTION "$@"
 
 shape=()
 if [[ -n ${NODES:-}${RANKS_PER_NODE:-}${THREADS_PER_RANK:-} ]]; then
@@ -63,7 +29,7 @@ previous=""
 for ((i = 0; i < chain; i++)); do
     dependency=()
     [[ -n $previous ]] && dependency=(-W "depend=afterany:$previous")
-    command=(qsub -V "${shape[@]}" "${dependency[@]}" "${qsub_options[@]}" "$script")
+    command=(qsub -V "${shape[@]}" "${dependency[@]}" "${scheduler_options[@]}" "$script")
     if [[ $dry_run -eq 1 ]]; then
         echo "${command[*]}"
         previous="JOB_$i"

@@ -11,43 +11,9 @@
 # jobs after the finish exit at once. --dry-run prints the sbatch commands.
 set -euo pipefail
 
-usage() {
-    echo "usage: $0 CONFIG [--chain N] [--dry-run] [SBATCH_OPTION...]" >&2
-    local names=() file
-    for file in "$root"/jobs/slurm/*.sbatch; do
-        names+=("$(basename "$file" .sbatch)")
-    done
-    echo "configs: ${names[*]}" >&2
-    exit 2
-}
-
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-[[ $# -ge 1 ]] || usage
-name=$1
-shift
-script=$root/jobs/slurm/$name.sbatch
-[[ -f $script ]] || { echo "submit: no batch script $script" >&2; usage; }
-
-chain=1
-dry_run=0
-sbatch_options=()
-while [[ $# -gt 0 ]]; do
-    case $1 in
-    --chain)
-        [[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] || { echo "submit: --chain needs a positive count" >&2; exit 2; }
-        chain=$2
-        shift 2
-        ;;
-    --dry-run)
-        dry_run=1
-        shift
-        ;;
-    *)
-        sbatch_options+=("$1")
-        shift
-        ;;
-    esac
-done
+# shellcheck source=jobs/lib/submit_arguments.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/submit_arguments.sh"
+submit_parse_arguments slurm sbatch SBATCH_OPTION "$@"
 
 shape=()
 [[ -n ${NODES:-} ]] && shape+=(--nodes="$NODES")
@@ -59,7 +25,7 @@ previous=""
 for ((i = 0; i < chain; i++)); do
     dependency=()
     [[ -n $previous ]] && dependency=(--dependency="afterany:$previous")
-    command=(sbatch --parsable --export=ALL "${shape[@]}" "${dependency[@]}" "${sbatch_options[@]}" "$script")
+    command=(sbatch --parsable --export=ALL "${shape[@]}" "${dependency[@]}" "${scheduler_options[@]}" "$script")
     if [[ $dry_run -eq 1 ]]; then
         echo "${command[*]}"
         previous="JOB_$i"

@@ -12,27 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char *read_all(const char *path, long *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    *size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *data = malloc((size_t)*size);
-    if (data != NULL && fread(data, 1, (size_t)*size, f) != (size_t)*size) {
-        free(data);
-        data = NULL;
-    }
-    fclose(f);
-    return data;
-}
-
 static void check_unchanged(const char *path, const char *before, long before_size, int tasks)
 {
     long size = 0;
-    char *now = read_all(path, &size);
+    char *now = test_read_file(path, &size);
     CHECK(now != NULL);
     CHECK_EQ_INT(size, before_size);
     if (now != NULL && size == before_size)
@@ -56,7 +39,7 @@ int main(void)
     run.tasks = 2;
     CHECK_OK(fake_run_write(&run, path, "method: DMNSP\n"));
     long size = 0;
-    char *before = read_all(path, &size);
+    char *before = test_read_file(path, &size);
     CHECK(before != NULL);
 
     checkpoint_task_record rec;
@@ -93,7 +76,7 @@ int main(void)
         run.tasks = 2;
         CHECK_OK(fake_run_write(&run, "readonly/atomic.h5", "method: DMNSP\n"));
         long ro_size = 0;
-        char *ro_before = read_all("readonly/atomic.h5", &ro_size);
+        char *ro_before = test_read_file("readonly/atomic.h5", &ro_size);
         CHECK(chmod("readonly", 0555) == 0);
         CHECK_FAILS_WITH(checkpoint_append_task("readonly/atomic.h5", &header, &run.config, run.snapshots[2], NULL, &rec),
                          "cannot create the temporary file");

@@ -11,27 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *read_all(const char *path, long *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    *size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *data = malloc((size_t)*size);
-    if (data != NULL && fread(data, 1, (size_t)*size, f) != (size_t)*size) {
-        free(data);
-        data = NULL;
-    }
-    fclose(f);
-    return data;
-}
-
 static int copy_file(const char *from, const char *to)
 {
     long size = 0;
-    char *data = read_all(from, &size);
+    char *data = test_read_file(from, &size);
     if (data == NULL)
         return -1;
     int status = test_write_file(to, data, (size_t)size);
@@ -65,7 +48,7 @@ int main(void)
 
     /* The first half of a valid checkpoint. */
     long size = 0;
-    char *data = read_all(good, &size);
+    char *data = test_read_file(good, &size);
     CHECK(data != NULL);
     CHECK(size > 1000);
     if (data != NULL)

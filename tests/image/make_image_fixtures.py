@@ -10,36 +10,17 @@ CLIP preprocessing computed with PIL's resize and numpy (float32 CHW). It
 also contains PIL's RGB decode of the JPEG and of each colour-type variant.
 test_image.c reads them and compares its own results.
 """
-import json
-import struct
+import os
+import sys
 
 import numpy as np
 from PIL import Image
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+from fixture_io import save_safetensors  # noqa: E402
+
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073], dtype=np.float32)
 STD = np.array([0.26862954, 0.26130258, 0.27577711], dtype=np.float32)
-
-
-def write_safetensors(path, tensors):
-    """Writes NAME -> numpy array as a safetensors file (little-endian)."""
-    dtype_names = {np.dtype(np.uint8): "U8", np.dtype(np.float32): "F32", np.dtype(np.int32): "I32"}
-    header = {}
-    offset = 0
-    blobs = []
-    for name in sorted(tensors):
-        array = np.ascontiguousarray(tensors[name])
-        data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[name] = {"dtype": dtype_names[array.dtype], "shape": list(array.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-        blobs.append(data)
-    encoded = json.dumps(header, separators=(",", ":")).encode()
-    encoded += b" " * (-len(encoded) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(encoded)))
-        f.write(encoded)
-        for blob in blobs:
-            f.write(blob)
 
 
 def make_sources(rng):
@@ -119,7 +100,7 @@ def main():
         with Image.open(path) as reopened:
             tensors["variant/" + name] = np.asarray(reopened.convert("RGB"))
 
-    write_safetensors("image_fixtures.safetensors", tensors)
+    save_safetensors("image_fixtures.safetensors", dict(sorted(tensors.items())))
 
 
 if __name__ == "__main__":

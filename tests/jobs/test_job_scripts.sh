@@ -18,12 +18,13 @@ for config in "$source_dir"/configs/class/*.yaml; do
     [[ -f $source_dir/jobs/pbs/$name.pbs ]] || fail "no jobs/pbs/$name.pbs"
 done
 
-scripts=("$source_dir"/jobs/launch.sh "$source_dir"/jobs/sweep.sh "$source_dir"/jobs/slurm/* "$source_dir"/jobs/pbs/*)
+scripts=("$source_dir"/jobs/launch.sh "$source_dir"/jobs/sweep.sh "$source_dir"/jobs/lib/* "$source_dir"/jobs/slurm/*
+    "$source_dir"/jobs/pbs/*)
 for script in "${scripts[@]}"; do
     bash -n "$script" || fail "$script is not valid bash"
 done
 if command -v shellcheck >/dev/null; then
-    (cd "$source_dir" && shellcheck -x jobs/launch.sh jobs/sweep.sh jobs/slurm/* jobs/pbs/*) ||
+    (cd "$source_dir" && shellcheck -x jobs/launch.sh jobs/sweep.sh jobs/lib/* jobs/slurm/* jobs/pbs/*) ||
         fail "shellcheck reported problems"
 else
     echo "shellcheck not installed: lint part not run"

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
-from fixture_io import write_safetensors  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+from fixture_io import save_safetensors  # noqa: E402
 
 
 def loss_case(generator, n, classes, dim, logit_scale, smoothing):
@@ -54,7 +54,7 @@ def main():
         for key, value in loss_case(generator, n, classes, dim, logit_scale, smoothing).items():
             tensors[f"{name}.{key}"] = value
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "loss_fixture.safetensors")
-    write_safetensors(path, tensors)
+    save_safetensors(path, tensors)
     print(f"wrote {path}")
 
 

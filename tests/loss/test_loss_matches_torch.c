@@ -11,8 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static float *read_tensor(const safetensors_file *file, const char *name, size_t *count)
+/* Reads tensor "PREFIX.FIELD" of one case into a malloc'd array. */
+static float *read_tensor(const safetensors_file *file, const char *prefix, const char *field, size_t *count)
 {
+    char name[128];
+    snprintf(name, sizeof name, "%s.%s", prefix, field);
     float *data = NULL;
     test_check_ok(safetensors_read_f32_alloc(file, name, &data, count), name, __FILE__, __LINE__);
     return data;
@@ -22,22 +25,14 @@ static void check_case(const safetensors_file *file, const char *prefix)
 {
     char name[128];
     size_t image_count = 0, text_count = 0, logit_count = 0, one = 0;
-    snprintf(name, sizeof name, "%s.image_features", prefix);
-    float *image = read_tensor(file, name, &image_count);
-    snprintf(name, sizeof name, "%s.text_features", prefix);
-    float *text = read_tensor(file, name, &text_count);
-    snprintf(name, sizeof name, "%s.logits", prefix);
-    float *logits = read_tensor(file, name, &logit_count);
-    snprintf(name, sizeof name, "%s.d_image_features", prefix);
-    float *d_image_expected = read_tensor(file, name, &one);
-    snprintf(name, sizeof name, "%s.d_text_features", prefix);
-    float *d_text_expected = read_tensor(file, name, &one);
-    snprintf(name, sizeof name, "%s.loss", prefix);
-    float *loss = read_tensor(file, name, &one);
-    snprintf(name, sizeof name, "%s.logit_scale", prefix);
-    float *logit_scale = read_tensor(file, name, &one);
-    snprintf(name, sizeof name, "%s.label_smoothing", prefix);
-    float *smoothing = read_tensor(file, name, &one);
+    float *image = read_tensor(file, prefix, "image_features", &image_count);
+    float *text = read_tensor(file, prefix, "text_features", &text_count);
+    float *logits = read_tensor(file, prefix, "logits", &logit_count);
+    float *d_image_expected = read_tensor(file, prefix, "d_image_features", &one);
+    float *d_text_expected = read_tensor(file, prefix, "d_text_features", &one);
+    float *loss = read_tensor(file, prefix, "loss", &one);
+    float *logit_scale = read_tensor(file, prefix, "logit_scale", &one);
+    float *smoothing = read_tensor(file, prefix, "label_smoothing", &one);
     if (!image || !text || !logits || !d_image_expected || !d_text_expected || !loss || !logit_scale || !smoothing)
         return;
 

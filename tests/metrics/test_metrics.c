@@ -91,24 +91,12 @@ static void test_missing_entry_gives_null(void)
     metrics_free(&m);
 }
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return NULL;
-    char *text = calloc(65536, 1);
-    size_t n = fread(text, 1, 65535, f);
-    text[n] = '\0';
-    fclose(f);
-    return text;
-}
-
 static void test_json_write_read_restore(void)
 {
     metrics_matrix m;
     fill_matrix(&m);
     CHECK_OK(metrics_write_json("metrics.json", &m, 2, NULL));
-    char *text = read_text("metrics.json");
+    char *text = test_read_file("metrics.json", NULL);
     CHECK(text != NULL);
     if (text != NULL) {
         CHECK_STR_CONTAINS(text, "{\"task\": 0, \"acc\": 90.00, \"avg_acc\": 90.00, \"forgetting\": 0.00, "
@@ -122,7 +110,7 @@ static void test_json_write_read_restore(void)
     metrics_run_info info = {"cifar100", "DMNSP", 12.5, 2};
     CHECK_OK(metrics_write_json("metrics.json", &m, 3, &info));
     CHECK(access("metrics.json.tmp", F_OK) != 0);
-    text = read_text("metrics.json");
+    text = test_read_file("metrics.json", NULL);
     if (text != NULL) {
         CHECK_STR_CONTAINS(text, "{\"task\": 2, \"acc\": 72.86, \"avg_acc\": 78.73, \"forgetting\": 10.00, "
                                  "\"acc_per_task\": [60.00, 90.00, 75.00], \"bwt\": -13.33, \"fwt\": 17.50, "

@@ -19,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 
 import clip_reference as ref  # noqa: E402
+from fixture_setup import adapter_leaves, as_float32, random_prompts, save_fixture  # noqa: E402
 
 # Two heads per encoder, patch 4 on 16 px (17 tokens), context 16 with the
 # batch's last end-of-text at position 11, so the C encoder's cut is tested.
@@ -42,26 +43,9 @@ DROPOUT_SEED, DROPOUT_STEP, IMAGE_SAMPLE_OFFSET = 1234, 7, 5
 EOT_POSITIONS = [4, 11, 7]
 
 
-def as_float32(t):
-    """Round to float32 and back, so the stored values are the exact inputs."""
-    return t.to(torch.float32).to(torch.float64)
-
-
-def make_tokens(generator):
-    sot, eot = CONFIG.vocab_size - 2, CONFIG.vocab_size - 1
-    rows = torch.zeros(len(EOT_POSITIONS), CONFIG.context_length, dtype=torch.int64)
-    for r, end in enumerate(EOT_POSITIONS):
-        rows[r, 0] = sot
-        rows[r, 1:end] = torch.randint(1, sot, (end - 1,), generator=generator)
-        rows[r, end] = eot
-    return rows
-
-
 def adapter_gradients(params, images, tokens, d_image, d_text, dropout):
     """Features and adapter gradients of the linear loss, in one mode."""
-    leaves = {}
-    for name in ref.adapter_shapes(CONFIG):
-        leaves[name] = params[name].clone().requires_grad_(True)
+    leaves = adapter_leaves(params, CONFIG)
     p = {**params, **leaves}
     image_features, adapter_outputs = ref.encode_images(p, CONFIG, images, dropout, IMAGE_SAMPLE_OFFSET)
     text_features = ref.encode_texts(p, CONFIG, tokens, dropout)
@@ -93,7 +77,7 @@ def main():
     generator = torch.Generator().manual_seed(20251204)
     params = {k: as_float32(v) for k, v in ref.random_parameters(CONFIG, generator).items()}
     images = as_float32(torch.randn(4, 3, CONFIG.image_resolution, CONFIG.image_resolution, generator=generator))
-    tokens = make_tokens(generator)
+    tokens = random_prompts(CONFIG, EOT_POSITIONS, generator)
     d_image = as_float32(torch.randn(4, CONFIG.embed_dim, generator=generator))
     d_text = as_float32(torch.randn(len(EOT_POSITIONS), CONFIG.embed_dim, generator=generator))
 
@@ -118,12 +102,8 @@ def main():
     for name, g in grads.items():
         out["train.grad." + name] = g
 
-    metadata = ref.config_metadata(CONFIG)
-    metadata.update(dropout_seed=DROPOUT_SEED, dropout_step=DROPOUT_STEP, image_sample_offset=IMAGE_SAMPLE_OFFSET)
-    path = os.path.join(HERE, "fixtures", "clip_small.safetensors")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    ref.save_safetensors(path, out, metadata)
-    print(f"wrote {path} ({os.path.getsize(path)} bytes)")
+    save_fixture(os.path.join(HERE, "fixtures", "clip_small.safetensors"), out, CONFIG, dropout_seed=DROPOUT_SEED,
+                 dropout_step=DROPOUT_STEP, image_sample_offset=IMAGE_SAMPLE_OFFSET)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 #include "dmnsp/clip.h"
 #include "dmnsp/error.h"
 #include "dmnsp/safetensors.h"
+#include "clip_fixture.h"
 #include "test_util.h"
 
 #include <math.h>
@@ -18,79 +19,12 @@
 #define GRAD_TOL 1e-4
 #define GRAD_FLOOR 1e-2
 
-static int metadata_int(const safetensors_file *f, const char *key)
-{
-    const char *value = safetensors_metadata(f, key);
-    if (value == NULL) {
-        test_report_failure(__FILE__, __LINE__, "fixture metadata key %s is missing", key);
-        return 0;
-    }
-    return atoi(value);
-}
-
-static float metadata_float(const safetensors_file *f, const char *key)
-{
-    const char *value = safetensors_metadata(f, key);
-    if (value == NULL) {
-        test_report_failure(__FILE__, __LINE__, "fixture metadata key %s is missing", key);
-        return 0;
-    }
-    return strtof(value, NULL);
-}
-
-static clip_config read_config(const safetensors_file *f)
-{
-    clip_config c;
-    c.image_resolution = metadata_int(f, "image_resolution");
-    c.patch_size = metadata_int(f, "patch_size");
-    c.vision_width = metadata_int(f, "vision_width");
-    c.vision_layers = metadata_int(f, "vision_layers");
-    c.vision_heads = metadata_int(f, "vision_heads");
-    c.context_length = metadata_int(f, "context_length");
-    c.vocab_size = metadata_int(f, "vocab_size");
-    c.text_width = metadata_int(f, "text_width");
-    c.text_layers = metadata_int(f, "text_layers");
-    c.text_heads = metadata_int(f, "text_heads");
-    c.embed_dim = metadata_int(f, "embed_dim");
-    c.adapter_bottleneck = metadata_int(f, "adapter_bottleneck");
-    c.adapter_scale = metadata_float(f, "adapter_scale");
-    c.adapter_dropout = metadata_float(f, "adapter_dropout");
-    return c;
-}
-
-/* Fills both parameter buffers from the fixture, tensor by tensor, with
- * the layout's shapes. */
-static void load_parameters(const safetensors_file *f, clip_model *m)
-{
-    clip_tensor_info *table = NULL;
-    int count = 0;
-    CHECK_OK(clip_tensor_table(clip_model_config(m), &table, &count));
-    for (int i = 0; i < count; i++) {
-        int64_t shape[4];
-        for (int d = 0; d < table[i].ndim; d++)
-            shape[d] = table[i].shape[d];
-        float *base = table[i].is_adapter ? clip_model_adapters(m) : clip_model_frozen(m);
-        CHECK_OK(safetensors_read_f32_shape(f, table[i].name, table[i].ndim, shape, base + table[i].offset));
-    }
-    free(table);
-}
-
 /* The expected gradients in adapter layout, from "<prefix><name>". */
 static float *expected_gradients(const safetensors_file *f, const clip_model *m, const char *prefix)
 {
     const clip_config *c = clip_model_config(m);
     float *grads = calloc(clip_adapter_count(c), sizeof(float));
-    clip_tensor_info *table = NULL;
-    int count = 0;
-    CHECK_OK(clip_tensor_table(c, &table, &count));
-    for (int i = 0; i < count; i++) {
-        if (!table[i].is_adapter)
-            continue;
-        char name[160];
-        snprintf(name, sizeof name, "%s%s", prefix, table[i].name);
-        CHECK_OK(safetensors_read_f32(f, name, grads + table[i].offset, table[i].count));
-    }
-    free(table);
+    CHECK_OK(clip_fixture_read_tensors(f, c, prefix, NULL, grads));
     return grads;
 }
 
@@ -346,12 +280,11 @@ int main(void)
         fprintf(stderr, "%s\n", dmnsp_last_error());
         return 1;
     }
-    clip_config config = read_config(fx.file);
-    CHECK_OK(clip_model_create(&config, &fx.model));
+    clip_config config = clip_fixture_config(fx.file);
+    CHECK_OK(clip_fixture_create_model(fx.file, &config, &fx.model));
     if (fx.model == NULL)
         return test_finish("test_clip_parity");
     fx.config = clip_model_config(fx.model);
-    load_parameters(fx.file, fx.model);
 
     size_t count = 0;
     fx.images = read_tensor(fx.file, "input.images", &count);
@@ -361,9 +294,9 @@ int main(void)
     fx.n_texts = (int)(count / (size_t)config.embed_dim);
     fx.tokens = malloc(sizeof(int32_t) * fx.n_texts * config.context_length);
     CHECK_OK(safetensors_read_i32(fx.file, "input.tokens", fx.tokens, (size_t)fx.n_texts * config.context_length));
-    fx.key.seed = (uint64_t)metadata_int(fx.file, "dropout_seed");
-    fx.key.step = (uint64_t)metadata_int(fx.file, "dropout_step");
-    fx.image_offset = metadata_int(fx.file, "image_sample_offset");
+    fx.key.seed = (uint64_t)clip_fixture_metadata_int(fx.file, "dropout_seed");
+    fx.key.step = (uint64_t)clip_fixture_metadata_int(fx.file, "dropout_step");
+    fx.image_offset = clip_fixture_metadata_int(fx.file, "image_sample_offset");
 
     const char *labels[2] = {"kept activations", "recomputed blocks"};
     for (int recompute = 0; recompute < 2; recompute++) {

@@ -461,9 +461,7 @@ int main(int argc, char **argv)
     test_build_bases_on_all_ranks();
     test_factored_rows_match_explicit();
 
-    int failures = test_failures, all_failures = 0;
-    MPI_Allreduce(&failures, &all_failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    test_failures = all_failures;
+    test_sum_failures_over_ranks();
     dist_finalize();
     return test_finish("test_nullspace_mpi");
 }

@@ -44,6 +44,22 @@ static void add_random_tasks(nullspace_state *state, test_random *g, double eigv
     }
 }
 
+/* Fills the weight gradients of BLOCKS blocks, DOWN (B x WIDTH) and UP
+ * (WIDTH x B) each, with standard normal values from G, and points DOWN_P
+ * and UP_P at them. */
+static void random_gradients(test_random *g, int blocks, int width, float (*down)[B * width], float (*up)[B * width],
+                             float **down_p, float **up_p)
+{
+    for (int l = 0; l < blocks; l++) {
+        for (int x = 0; x < B * width; x++) {
+            down[l][x] = (float)test_normal(g);
+            up[l][x] = (float)test_normal(g);
+        }
+        down_p[l] = down[l];
+        up_p[l] = up[l];
+    }
+}
+
 /* C = A B for D x D matrices. */
 static void multiply(const double *a, const double *b, double *c)
 {
@@ -130,13 +146,9 @@ static void check_projector_case(nullspace_union union_mode, int normalize, null
     CHECK_OK(nullspace_set_lambda(state, lambda));
 
     float down[L][B * D], up[L][D * B];
+    float *down_p[L], *up_p[L];
+    random_gradients(&g, L, D, down, up, down_p, up_p);
     double down_ref[L][B * D], up_ref[L][D * B];
-    for (int l = 0; l < L; l++) {
-        for (int x = 0; x < B * D; x++) {
-            down[l][x] = (float)test_normal(&g);
-            up[l][x] = (float)test_normal(&g);
-        }
-    }
 
     /* Expected: M_l = prod_i c_i P_i; G_down M_l and M_l^T G_up. */
     for (int l = 0; l < L; l++) {
@@ -172,11 +184,6 @@ static void check_projector_case(nullspace_union union_mode, int normalize, null
             }
     }
 
-    float *down_p[L], *up_p[L];
-    for (int l = 0; l < L; l++) {
-        down_p[l] = down[l];
-        up_p[l] = up[l];
-    }
     long nonfinite = 0;
     CHECK_OK(nullspace_project(state, down_p, up_p, &nonfinite));
     CHECK_EQ_INT(nonfinite, 0);
@@ -288,14 +295,7 @@ static void test_orthonormal_projection_is_orthogonal(void)
 
         float down[BLOCKS][B * WIDTH], up[BLOCKS][WIDTH * B];
         float *down_p[BLOCKS], *up_p[BLOCKS];
-        for (int l = 0; l < BLOCKS; l++) {
-            for (int x = 0; x < B * WIDTH; x++) {
-                down[l][x] = (float)test_normal(&g);
-                up[l][x] = (float)test_normal(&g);
-            }
-            down_p[l] = down[l];
-            up_p[l] = up[l];
-        }
+        random_gradients(&g, BLOCKS, WIDTH, down, up, down_p, up_p);
         CHECK_OK(nullspace_project(state, down_p, up_p, NULL));
 
         for (int l = 0; l < BLOCKS; l++) {
@@ -336,14 +336,7 @@ static void test_overflow_is_counted(void)
 
         float down[L][B * D], up[L][D * B];
         float *down_p[L], *up_p[L];
-        for (int l = 0; l < L; l++) {
-            for (int x = 0; x < B * D; x++) {
-                down[l][x] = (float)test_normal(&g);
-                up[l][x] = (float)test_normal(&g);
-            }
-            down_p[l] = down[l];
-            up_p[l] = up[l];
-        }
+        random_gradients(&g, L, D, down, up, down_p, up_p);
         long nonfinite = 5; /* the count is added to */
         CHECK_OK(nullspace_project(state, down_p, up_p, &nonfinite));
         long expected = 5;

@@ -79,9 +79,7 @@ int main(int argc, char **argv)
     CHECK(column_mismatch(reference, other) < 1e-12);
 
     nullspace_collector_destroy(collector);
-    int failures = test_failures, all_failures = 0;
-    MPI_Allreduce(&failures, &all_failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    test_failures = all_failures;
+    test_sum_failures_over_ranks();
     dist_finalize();
     return test_finish("test_nullspace_svd_options");
 }

@@ -16,8 +16,8 @@ import sys
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
-from fixture_io import write_safetensors  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+from fixture_io import save_safetensors  # noqa: E402
 
 COUNT = 40
 SPLIT = 24
@@ -69,7 +69,7 @@ def main():
     tensors["settings"] = np.array([BASE_LR, WARMUP, TOTAL, WEIGHT_DECAY, SPLIT, FACTOR], dtype=np.float32)
 
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "optim_fixture.safetensors")
-    write_safetensors(path, tensors)
+    save_safetensors(path, tensors)
     print(f"wrote {path}")
 
 

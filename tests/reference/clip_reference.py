@@ -14,9 +14,7 @@ Residual block (both encoders), x of shape (batch, tokens, width):
 Run with Debian's /usr/bin/python3 (it has torch and numpy).
 """
 
-import json
 import math
-import struct
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -307,34 +305,7 @@ def logits(image_features, text_features, logit_scale):
     return logit_scale.exp() * img @ txt.T
 
 
-# ---- safetensors -------------------------------------------------------------
-
-_DTYPES = {np.dtype("float32"): "F32", np.dtype("int32"): "I32", np.dtype("int64"): "I64"}
-
-
-def save_safetensors(path, tensors, metadata=None):
-    """Write {name: array or tensor} as safetensors (little-endian)."""
-    header, blobs, offset = {}, [], 0
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    for name, value in tensors.items():
-        if isinstance(value, torch.Tensor):
-            value = value.detach().cpu().numpy()
-        array = np.array(value, order="C")  # keeps 0-d scalars 0-d
-        if array.dtype == np.float64:
-            array = array.astype(np.float32)
-        dtype = _DTYPES[array.dtype]
-        blob = array.astype(array.dtype.newbyteorder("<")).tobytes()
-        header[name] = {"dtype": dtype, "shape": list(array.shape), "data_offsets": [offset, offset + len(blob)]}
-        blobs.append(blob)
-        offset += len(blob)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for blob in blobs:
-            f.write(blob)
+# ---- fixture metadata -------------------------------------------------------
 
 
 def config_metadata(cfg):

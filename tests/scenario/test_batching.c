@@ -149,9 +149,7 @@ int main(int argc, char **argv)
     test_batches();
     test_shards_reassemble_batches(rank, ranks);
 
-    int failures = test_failures, all_failures = 0;
-    MPI_Allreduce(&failures, &all_failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    test_failures = all_failures;
+    test_sum_failures_over_ranks();
     MPI_Finalize();
-    return rank == 0 ? test_finish("test_batching") : (all_failures ? 1 : 0);
+    return rank == 0 ? test_finish("test_batching") : (test_failures ? 1 : 0);
 }

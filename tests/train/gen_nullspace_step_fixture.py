@@ -29,13 +29,13 @@ import os
 import sys
 
 import torch
-import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 
 import clip_reference as ref  # noqa: E402
-from gen_train_fixtures import CONFIG, as_float32, make_tokens  # noqa: E402
+from fixture_setup import adapter_leaves, as_float32, classification_loss, random_prompts, save_fixture  # noqa: E402
+from gen_train_fixtures import CONFIG, EOT_POSITIONS  # noqa: E402
 
 BASIS_IMAGES, IMAGES = 6, 6
 LABELS = [1, 3, 0, 2, 2, 0]
@@ -44,7 +44,7 @@ LAMBDA_SCALE = 2.0
 MIN_GAP = 0.2  # smallest (e0 - e1) / e0 of a block's covariance eigenvalues
 # Smallest non-zero |projected gradient| over the largest: float32
 # gradients of this model are off by about 2.5e-7 of the largest (see
-# test_train_matches_torch.c), far below this.
+# tests/clip_fixture.c), far below this.
 MIN_GRADIENT = 1e-5
 
 
@@ -64,7 +64,7 @@ def main():
                                           generator=generator))
     images = as_float32(torch.randn(IMAGES, 3, CONFIG.image_resolution, CONFIG.image_resolution,
                                     generator=generator))
-    tokens = make_tokens(generator)
+    tokens = random_prompts(CONFIG, EOT_POSITIONS, generator)
     labels = torch.tensor(LABELS, dtype=torch.int64)
 
     out = dict(params)
@@ -91,15 +91,10 @@ def main():
     for p in reversed(projectors[:-1]):
         backward = backward @ p
 
-    adapter_names = list(ref.adapter_shapes(CONFIG))
-    leaves = {name: params[name].clone().requires_grad_(True) for name in adapter_names}
+    leaves = adapter_leaves(params, CONFIG)
     optimizer = torch.optim.AdamW(list(leaves.values()), lr=BASE_LR, betas=(0.9, 0.999), eps=1e-8,
                                   weight_decay=WEIGHT_DECAY)
-    p = {**params, **leaves}
-    image_features, _ = ref.encode_images(p, CONFIG, images)
-    text_features = ref.encode_texts(p, CONFIG, tokens)
-    loss = F.cross_entropy(ref.logits(image_features, text_features, params["logit_scale"]), labels,
-                           label_smoothing=LS)
+    loss = classification_loss({**params, **leaves}, CONFIG, images, tokens, labels, LS)
     loss.backward()
     with torch.no_grad():
         for l in range(CONFIG.vision_layers):
@@ -121,9 +116,7 @@ def main():
     for name, leaf in leaves.items():
         out["final." + name] = leaf.detach()
 
-    path = os.path.join(HERE, "nullspace_step_fixture.safetensors")
-    ref.save_safetensors(path, out, ref.config_metadata(CONFIG))
-    print(f"wrote {path} ({os.path.getsize(path)} bytes)")
+    save_fixture(os.path.join(HERE, "nullspace_step_fixture.safetensors"), out, CONFIG)
 
 
 if __name__ == "__main__":

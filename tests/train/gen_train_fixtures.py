@@ -21,12 +21,12 @@ import os
 import sys
 
 import torch
-import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
 
 import clip_reference as ref  # noqa: E402
+from fixture_setup import adapter_leaves, as_float32, classification_loss, random_prompts, save_fixture  # noqa: E402
 
 CONFIG = ref.ClipConfig(
     image_resolution=16,
@@ -44,9 +44,9 @@ CONFIG = ref.ClipConfig(
     adapter_scale=0.1,
     adapter_dropout=0.0,
 )
-IMAGES, CLASSES, STEPS = 6, 4, 3
+IMAGES, STEPS = 6, 3
 LABELS = [2, 0, 3, 1, 1, 3]
-EOT_POSITIONS = [3, 5, 4, 6]
+EOT_POSITIONS = [3, 5, 4, 6]  # one prompt for each of the 4 classes
 BASE_LR, WARMUP, TOTAL, WEIGHT_DECAY, LS = 1e-2, 2, 5, 0.01, 0.1
 
 
@@ -57,27 +57,12 @@ def schedule(step):
     return 0.5 * (1 + math.cos(math.pi * (step - WARMUP) / (TOTAL - WARMUP))) * BASE_LR
 
 
-def as_float32(t):
-    """Round to float32 and back, so the stored values are the exact inputs."""
-    return t.to(torch.float32).to(torch.float64)
-
-
-def make_tokens(generator):
-    sot, eot = CONFIG.vocab_size - 2, CONFIG.vocab_size - 1
-    rows = torch.zeros(CLASSES, CONFIG.context_length, dtype=torch.int64)
-    for r, end in enumerate(EOT_POSITIONS):
-        rows[r, 0] = sot
-        rows[r, 1:end] = torch.randint(1, sot, (end - 1,), generator=generator)
-        rows[r, end] = eot
-    return rows
-
-
 def main():
     generator = torch.Generator().manual_seed(4242)
     params = {k: as_float32(v) for k, v in ref.random_parameters(CONFIG, generator).items()}
     images = as_float32(torch.randn(IMAGES, 3, CONFIG.image_resolution, CONFIG.image_resolution,
                                     generator=generator))
-    tokens = make_tokens(generator)
+    tokens = random_prompts(CONFIG, EOT_POSITIONS, generator)
     labels = torch.tensor(LABELS, dtype=torch.int64)
 
     out = dict(params)
@@ -86,18 +71,13 @@ def main():
     out["input.labels"] = labels.to(torch.int32)
     out["input.settings"] = torch.tensor([BASE_LR, WARMUP, TOTAL, WEIGHT_DECAY, LS], dtype=torch.float64)
 
-    adapter_names = list(ref.adapter_shapes(CONFIG))
-    leaves = {name: params[name].clone().requires_grad_(True) for name in adapter_names}
+    leaves = adapter_leaves(params, CONFIG)
     optimizer = torch.optim.AdamW(list(leaves.values()), lr=BASE_LR, betas=(0.9, 0.999), eps=1e-8,
                                   weight_decay=WEIGHT_DECAY)
     losses = []
     for step in range(STEPS):
         optimizer.zero_grad()
-        p = {**params, **leaves}
-        image_features, _ = ref.encode_images(p, CONFIG, images)
-        text_features = ref.encode_texts(p, CONFIG, tokens)
-        logits = ref.logits(image_features, text_features, params["logit_scale"])
-        loss = F.cross_entropy(logits, labels, label_smoothing=LS)
+        loss = classification_loss({**params, **leaves}, CONFIG, images, tokens, labels, LS)
         loss.backward()
         losses.append(loss.item())
         if step == 0:
@@ -111,9 +91,7 @@ def main():
     for name, leaf in leaves.items():
         out["final." + name] = leaf.detach()
 
-    path = os.path.join(HERE, "train_fixture.safetensors")
-    ref.save_safetensors(path, out, ref.config_metadata(CONFIG))
-    print(f"wrote {path} ({os.path.getsize(path)} bytes)")
+    save_fixture(os.path.join(HERE, "train_fixture.safetensors"), out, CONFIG)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,67 @@
+# shellcheck shell=bash
+# Argument handling shared by jobs/slurm/submit.sh and jobs/pbs/submit.sh.
+# Sourced, not executed.
+
+# submit_parse_arguments FOLDER EXTENSION OPTION_WORD ARGUMENT...
+#
+# Parses "CONFIG [--chain N] [--dry-run] [OPTION...]" for the batch scripts
+# jobs/FOLDER/CONFIG.EXTENSION. OPTION_WORD names the scheduler's options in
+# the usage line (SBATCH_OPTION). Sets these variables:
+#   root               the dmnsp source tree
+#   name, script       the config name and the path of its batch script
+#   chain              how many jobs to submit (--chain N, default 1)
+#   dry_run            1 with --dry-run, else 0
+#   scheduler_options  the other arguments, passed on to the scheduler
+# Prints the usage and the known configs, then exits with status 2, when
+# CONFIG is missing or has no batch script, or --chain has no positive count.
+# shellcheck disable=SC2034 # the submit.sh that sources this file reads them
+submit_parse_arguments() {
+    local folder=$1 extension=$2 option_word=$3
+    shift 3
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+    if [[ $# -lt 1 ]]; then
+        submit_usage "$folder" "$extension" "$option_word"
+    fi
+    name=$1
+    shift
+    script=$root/jobs/$folder/$name.$extension
+    if [[ ! -f $script ]]; then
+        echo "submit: no batch script $script" >&2
+        submit_usage "$folder" "$extension" "$option_word"
+    fi
+
+    chain=1
+    dry_run=0
+    scheduler_options=()
+    while [[ $# -gt 0 ]]; do
+        case $1 in
+        --chain)
+            [[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] || { echo "submit: --chain needs a positive count" >&2; exit 2; }
+            chain=$2
+            shift 2
+            ;;
+        --dry-run)
+            dry_run=1
+            shift
+            ;;
+        *)
+            scheduler_options+=("$1")
+            shift
+            ;;
+        esac
+    done
+}
+
+# submit_usage FOLDER EXTENSION OPTION_WORD: prints the usage line and the
+# configs that have a batch script in jobs/FOLDER, then exits with status 2.
+submit_usage() {
+    local folder=$1 extension=$2 option_word=$3
+    echo "usage: $0 CONFIG [--chain N] [--dry-run] [$option_word...]" >&2
+    local names=() file
+    for file in "$root"/jobs/"$folder"/*."$extension"; do
+        names+=("$(basename "$file" ".$extension")")
+    done
+    echo "configs: ${names[*]}" >&2
+    exit 2
+}
