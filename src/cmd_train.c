@@ -35,8 +35,12 @@ static const char eval_usage[] =
     "\n"
     "Evaluates the adapters stored in checkpoint PATH (a run's checkpoint.h5) on\n"
     "the test sets of the tasks it finished, with a classifier over all their\n"
-    "classes, and prints the accuracy per task. CONFIG must describe the same\n"
-    "scenario and model as the run. Writes nothing.\n";
+    "classes, and prints the accuracy per task. Writes nothing. Pass the run's\n"
+    "own RUN_DIR/config.yaml as CONFIG, with key=value overrides for what may\n"
+    "differ (dataset_root, eval_batch_size, test_per_class). A CONFIG whose\n"
+    "dataset, class order, increments, model, weights, vocab, seed, prompt or\n"
+    "adapter settings differ from the run's is rejected, naming the key; paths\n"
+    "are compared by file name, so a moved file is accepted.\n";
 
 /* Loads the config on every rank; one message if it fails anywhere. */
 static int load_config(const cmd_args *args, int override_count, char **overrides, config **cfg)

@@ -299,27 +299,90 @@ static int yaml_value_of(const char *yaml, const char *key, char *value, size_t 
     return -1;
 }
 
-static int check_resume_config(const experiment *e, const char *stored_yaml, const char *path)
+/* Keys that decide what an evaluation computes: the model and the
+ * classifier's classes. The rest of a run's settings (training, output)
+ * do not change the accuracy of stored adapters. Path keys are compared by
+ * file name only, so that a run folder copied to another machine still
+ * evaluates. NOTE: a different file under the same name is not detected. */
+static const char *eval_bound_keys[] = {
+    "dataset", "class_order", "class_names", "initial_increment", "increment", "model_name", "weights", "vocab",
+    "seed", "prompt_template", "adapter.bottleneck", "adapter.scale",
+};
+
+static int is_eval_bound(const char *key)
 {
-    char *current = config_to_yaml(e->cfg);
+    for (size_t i = 0; i < sizeof eval_bound_keys / sizeof eval_bound_keys[0]; i++) {
+        if (strcmp(key, eval_bound_keys[i]) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Returns the file name part of a quoted YAML path value. The closing
+ * quote stays, which is harmless because both compared values keep it. */
+static const char *file_name_of(const char *value)
+{
+    const char *slash = strrchr(value, '/');
+    return slash != NULL ? slash + 1 : value;
+}
+
+/* Finds the first key for which CHECKED returns 1 whose value differs
+ * between STORED_YAML and the config CFG; with SAME_FILE_NAME, path keys
+ * agree when their file names do (a moved or copied file). Returns 1 with
+ * the key and both values, 0 when all agree, -1 on an allocation failure. */
+static int find_changed_key(const config *cfg, const char *stored_yaml, int (*checked)(const char *key),
+                            int same_file_name, const char **key, char *was, char *now, size_t size)
+{
+    char *current = config_to_yaml(cfg);
     if (current == NULL)
         return -1;
-    int count = 0, status = 0;
+    int count = 0, found = 0;
     const config_key *schema = config_schema(&count);
-    for (int i = 0; i < count && status == 0; i++) {
-        if (is_resume_free(schema[i].key))
+    for (int i = 0; i < count && !found; i++) {
+        if (!checked(schema[i].key))
             continue;
-        char was[1024], now[1024];
-        if (yaml_value_of(stored_yaml, schema[i].key, was, sizeof was) != 0)
+        if (yaml_value_of(stored_yaml, schema[i].key, was, size) != 0)
             continue; /* a key newer than the checkpoint */
-        yaml_value_of(current, schema[i].key, now, sizeof now);
-        if (strcmp(was, now) != 0)
-            status = dmnsp_fail("resume: %s was written with %s = %s, but this run has %s = %s; resume with the "
-                                "same settings or start a new output_dir",
-                                path, schema[i].key, was, schema[i].key, now);
+        yaml_value_of(current, schema[i].key, now, size);
+        int path = same_file_name && schema[i].type == CONFIG_PATH;
+        if (path ? strcmp(file_name_of(was), file_name_of(now)) != 0 : strcmp(was, now) != 0) {
+            *key = schema[i].key;
+            found = 1;
+        }
     }
     free(current);
-    return status;
+    return found;
+}
+
+static int is_resume_bound(const char *key) { return !is_resume_free(key); }
+
+static int check_resume_config(const experiment *e, const char *stored_yaml, const char *path)
+{
+    const char *key = NULL;
+    char was[1024], now[1024];
+    int found = find_changed_key(e->cfg, stored_yaml, is_resume_bound, 0, &key, was, now, sizeof was);
+    if (found < 0)
+        return -1;
+    if (found)
+        return dmnsp_fail("resume: %s was written with %s = %s, but this run has %s = %s; resume with the "
+                          "same settings or start a new output_dir",
+                          path, key, was, key, now);
+    return 0;
+}
+
+int experiment_check_eval_config(const experiment *e, const char *stored_yaml, const char *path)
+{
+    const char *key = NULL;
+    char was[1024], now[1024];
+    int found = find_changed_key(e->cfg, stored_yaml, is_eval_bound, 1, &key, was, now, sizeof was);
+    if (found < 0)
+        return -1;
+    if (found)
+        return dmnsp_fail("eval: %s was trained with %s = %s, but this config has %s = %s, which evaluates "
+                          "another model or other classes; pass the run's own config.yaml (in its output_dir) "
+                          "or %s=%s",
+                          path, key, was, key, now, key, was);
+    return 0;
 }
 
 static int copy_file(const char *from, const char *to)

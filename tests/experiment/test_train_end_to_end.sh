@@ -40,6 +40,11 @@ fi
 
 run 2 eval small.yaml checkpoint=runs/dmnsp2/checkpoint.h5 >eval.log 2>&1 || fail "dmnsp eval failed: $(cat eval.log)"
 grep -q "all seen tasks" eval.log || fail "dmnsp eval printed no total: $(cat eval.log)"
+# A config that describes another model is rejected rather than evaluated.
+run 2 eval small.yaml checkpoint=runs/dmnsp2/checkpoint.h5 seed=1 >eval-seed.log 2>&1 &&
+    fail "dmnsp eval accepted a config with another seed"
+grep -q "was trained with seed = 32, but this config has seed = 1" eval-seed.log ||
+    fail "the eval rejection does not name the seed: $(grep error eval-seed.log)"
 
 # dmnsp export writes the run's model; evaluated as a zero-shot model, the
 # file gives the accuracies of the run's last row.
