@@ -106,8 +106,8 @@ void dist_default_threads(int ranks_on_node, char *summary, size_t size)
         openblas_set_num_threads(blas_threads);
         blas_source = "default";
     }
-    snprintf(summary, size, "%d OpenBLAS (%s), %d OpenMP (%s), %d cores usable", openblas_get_num_threads(),
-             blas_source, omp_get_max_threads(), omp_source, cores);
+    snprintf(summary, size, "%d OpenBLAS (%s), %d OpenMP (%s), %d usable core%s", openblas_get_num_threads(),
+             blas_source, omp_get_max_threads(), omp_source, cores, cores == 1 ? "" : "s");
 }
 
 const char *dist_thread_summary(void) { return thread_summary; }

@@ -29,10 +29,11 @@ static void describe_task(const experiment *e, int task, long steps, long batche
     }
     if (used + 64 >= sizeof names)
         snprintf(names + used, sizeof names - used, ", ...");
-    log_info("=== task %d/%d: %d classes (labels %d..%d: %s), %ld training images, %ld steps (%ld epochs x %ld "
-             "batches)",
-             task, e->sc.task_count - 1, end - begin, begin, end - 1, names, e->train_samples[task].count, steps,
-             config_get_int(e->cfg, "epochs"), batches);
+    long epochs = config_get_int(e->cfg, "epochs");
+    log_info("=== task %d of 0..%d: %d classes (labels %d..%d: %s), %ld training images, %ld steps (%ld epoch%s x %ld "
+             "batch%s)",
+             task, e->sc.task_count - 1, end - begin, begin, end - 1, names, e->train_samples[task].count, steps, epochs,
+             epochs == 1 ? "" : "s", batches, batches == 1 ? "" : "es");
 }
 
 /* Loads this rank's shard of global batch [BEGIN, BEGIN + SIZE) of ORDER.
@@ -66,7 +67,7 @@ static int train_task(experiment *e, int task, long *nonfinite)
     long steps = epochs * batches;
     if (!e->method.trains) {
         int begin = e->sc.task_begin[task], end = e->sc.task_begin[task + 1];
-        log_info("=== task %d/%d: %d classes (labels %d..%d), no training (zeroshot)", task, e->sc.task_count - 1,
+        log_info("=== task %d of 0..%d: %d classes (labels %d..%d), no training (zeroshot)", task, e->sc.task_count - 1,
                  end - begin, begin, end - 1);
         return 0;
     }
@@ -242,9 +243,10 @@ int experiment_train(const config *cfg)
         status = dist_any_failed(experiment_resume_from(e, plan.resume_path));
     e->last_checkpoint_time = log_now();
     if (status == 0)
-        log_info("run: %s, method %s, %d tasks over %d classes, %d ranks, output %s",
+        log_info("run: %s, method %s, %d task%s over %d classes, %d rank%s, output %s",
                  config_get_string(cfg, "dataset"), config_get_string(cfg, "method"), e->sc.task_count,
-                 e->sc.class_count, e->ranks, e->output_dir);
+                 e->sc.task_count == 1 ? "" : "s", e->sc.class_count, e->ranks, e->ranks == 1 ? "" : "s",
+                 e->output_dir);
 
     int task = e->first_task;
     for (; status == 0 && task < e->sc.task_count; task++) {

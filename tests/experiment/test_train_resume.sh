@@ -19,7 +19,7 @@ killed=0
 # two tasks can take a while.
 deadline=$((SECONDS + 240))
 while ((SECONDS < deadline)); do
-    if grep -q "=== task 2/2" runs/killed/train.log 2>/dev/null; then
+    if grep -q "=== task 2 of 0..2" runs/killed/train.log 2>/dev/null; then
         kill_tree "$launcher"
         killed=1
         break
