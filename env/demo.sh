@@ -39,5 +39,8 @@ done
 end=$(date +%s)
 
 echo
-"$build_dir/dmnsp" compare "${run_dirs[@]}"
-echo "wall time for all runs: $((end - start)) s on $ranks ranks x $threads threads"
+# Run folders relative to the checkout, so the table stays narrow.
+(cd "$top" && "$build_dir/dmnsp" compare "${run_dirs[@]#"$top"/}")
+plural() { [[ $1 -eq 1 ]] || echo s; }
+echo "wall time for all runs: $((end - start)) s on $ranks rank$(plural "$ranks") x $threads" \
+    "thread$(plural "$threads") per rank"
