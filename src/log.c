@@ -1,6 +1,7 @@
 /* log: rank-aware logging and progress lines (see include/dmnsp/log.h). */
 #include "dmnsp/log.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 #include <strings.h>
@@ -12,6 +13,7 @@ static int log_rank = 0;
 static int log_every_rank = 0;
 static log_level log_threshold = LOG_INFO;
 static FILE *log_file = NULL;
+static volatile sig_atomic_t log_fd = -1; /* log_file's descriptor, for the signal handler */
 
 static const char *level_names[] = {"debug", "info", "warn", "error"};
 
@@ -38,14 +40,45 @@ int log_open_file(const char *path)
     log_file = fopen(path, "a");
     if (log_file == NULL)
         return dmnsp_fail("log: cannot open %s for appending", path);
+    log_fd = fileno(log_file);
     return 0;
 }
 
 void log_close_file(void)
 {
+    log_fd = -1;
     if (log_file != NULL)
         fclose(log_file);
     log_file = NULL;
+}
+
+/* Writes why the run stopped to stderr and the log file (rank 0), then
+ * ends the process by the default action of the signal. Only
+ * async-signal-safe calls. */
+static void note_interruption(int signal_number)
+{
+    static const char term[] = "dmnsp: stopped by SIGTERM; continue the run with resume=auto\n";
+    static const char intr[] = "dmnsp: stopped by SIGINT; continue the run with resume=auto\n";
+    const char *text = signal_number == SIGTERM ? term : intr;
+    size_t length = signal_number == SIGTERM ? sizeof term - 1 : sizeof intr - 1;
+    if (log_rank == 0) {
+        ssize_t ignored = write(STDERR_FILENO, text, length);
+        if (log_fd >= 0)
+            ignored = write(log_fd, text, length);
+        (void)ignored;
+    }
+    signal(signal_number, SIG_DFL);
+    raise(signal_number);
+}
+
+void log_note_interruptions(void)
+{
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = note_interruption;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, NULL);
+    sigaction(SIGTERM, &action, NULL);
 }
 
 double log_now(void)

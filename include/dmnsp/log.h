@@ -26,6 +26,11 @@ int log_parse_level(const char *name, log_level *level);
 /* Also appends every printed line to PATH (rank 0 only); 0 or -1. */
 int log_open_file(const char *path);
 void log_close_file(void);
+/* Installs SIGINT and SIGTERM handlers that write "stopped by SIGTERM;
+ * continue the run with resume=auto" to stderr and the log file (rank 0)
+ * before the process ends as the signal's default action would. Call it
+ * after SlepcInitialize, whose own handlers it replaces. */
+void log_note_interruptions(void);
 
 void log_msg(log_level level, const char *fmt, ...) DMNSP_PRINTF(2, 3);
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)

@@ -59,4 +59,18 @@ grep -q "resume: .* finished 2 of 3 tasks" resumed.log || fail "the resumed run 
 strip() { grep -v '"summary"' "$1"; }
 diff <(strip runs/whole/metrics.json) <(strip runs/killed/metrics.json) >metrics.diff ||
     fail "resumed metrics differ from the uninterrupted run: $(cat metrics.diff)"
+
+# SIGTERM (what a scheduler sends at the time limit) leaves a line in the
+# log that says how to continue.
+run 2 train small.yaml "${settings[@]}" output_dir=runs/term >term.log 2>&1 &
+launcher=$!
+deadline=$((SECONDS + 240))
+while ((SECONDS < deadline)) && ! grep -q "=== task 1 of 0..2" runs/term/train.log 2>/dev/null; do
+    kill -0 "$launcher" 2>/dev/null || break
+    sleep 0.02
+done
+pkill -TERM -P "$launcher" 2>/dev/null # the launcher is a subshell around mpiexec
+wait "$launcher" 2>/dev/null
+grep -q "stopped by SIGTERM; continue the run with resume=auto" runs/term/train.log ||
+    fail "train.log does not say that SIGTERM stopped the run: $(tail -n 3 runs/term/train.log)"
 finish
