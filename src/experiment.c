@@ -239,8 +239,10 @@ int experiment_train(const config *cfg)
         snprintf(e->checkpoint_path, sizeof e->checkpoint_path, "%s/checkpoint.h5", e->output_dir);
         status = write_run_files(e);
     }
-    if (status == 0)
+    if (status == 0) {
         log_note_interruptions();
+        experiment_save_on_sigusr1();
+    }
     if (status == 0 && plan.start == RUNDIR_RESUME)
         status = dist_any_failed(experiment_resume_from(e, plan.resume_path));
     e->last_checkpoint_time = log_now();

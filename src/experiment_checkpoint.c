@@ -9,6 +9,7 @@
 #include "dmnsp/log.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +142,25 @@ int experiment_save_task(experiment *e, int task)
 
 /* ---- progress inside a task ---------------------------------------------- */
 
+/* Set by SIGUSR1: save a progress checkpoint after the next step. */
+static volatile sig_atomic_t save_requested = 0;
+
+static void request_save(int signal_number)
+{
+    (void)signal_number;
+    save_requested = 1;
+}
+
+void experiment_save_on_sigusr1(void)
+{
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = request_save;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    sigaction(SIGUSR1, &action, NULL);
+}
+
 /* Decides on rank 0 whether a progress checkpoint is due after STEPS_TAKEN
  * steps of the task, and broadcasts the decision. */
 static int progress_save_due(experiment *e, long steps_taken, int *due)
@@ -154,14 +174,19 @@ static int progress_save_due(experiment *e, long steps_taken, int *due)
     if (interval_steps > 0 && steps_taken % interval_steps == 0)
         *due = 1;
 
-    /* Only rank 0's clock counts, so every rank saves at the same step. */
+    /* Only rank 0's clock and rank 0's SIGUSR1 count, so every rank saves
+     * at the same step. */
     double interval_seconds = 60.0 * config_get_float(cfg, "checkpoint.interval_minutes");
-    if (interval_seconds > 0) {
-        int late = e->rank == 0 && log_now() - e->last_checkpoint_time >= interval_seconds;
-        if (MPI_Bcast(&late, 1, MPI_INT, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
-            return dmnsp_fail("MPI_Bcast of the progress checkpoint decision failed");
-        *due = *due || late;
+    int late = e->rank == 0 && interval_seconds > 0 && log_now() - e->last_checkpoint_time >= interval_seconds;
+    int requested = e->rank == 0 && save_requested;
+    int decision[2] = {late, requested};
+    if (MPI_Bcast(decision, 2, MPI_INT, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return dmnsp_fail("MPI_Bcast of the progress checkpoint decision failed");
+    if (decision[1]) {
+        save_requested = 0;
+        log_info("checkpoint: saving after this step, as SIGUSR1 requested");
     }
+    *due = *due || decision[0] || decision[1];
     return 0;
 }
 

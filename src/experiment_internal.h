@@ -97,6 +97,11 @@ int experiment_projection_hook(void *context, float *gradients, int step);
 
 /* experiment_checkpoint.c: rank 0 writes, every rank calls (collective). */
 int experiment_save_task(experiment *e, int task);
+/* Installs a SIGUSR1 handler: the next training step of rank 0 then ends
+ * with a progress checkpoint (checkpoint.every_task must be true), and
+ * training goes on. Slurm's --signal=USR1@SECONDS sends it before a time
+ * limit; mpirun forwards it to the ranks. */
+void experiment_save_on_sigusr1(void);
 int experiment_write_summary(experiment *e, int tasks_done);
 int experiment_resume_from(experiment *e, const char *resume_path);
 /* Checks that the config of E agrees with STORED_YAML (the config a

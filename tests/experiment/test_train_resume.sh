@@ -60,6 +60,22 @@ strip() { grep -v '"summary"' "$1"; }
 diff <(strip runs/whole/metrics.json) <(strip runs/killed/metrics.json) >metrics.diff ||
     fail "resumed metrics differ from the uninterrupted run: $(cat metrics.diff)"
 
+# SIGUSR1 (Slurm's --signal=USR1@SECONDS) saves progress after the next
+# step, and the run goes on to the same results.
+run 2 train small.yaml "${settings[@]}" output_dir=runs/usr1 >usr1.log 2>&1 &
+launcher=$!
+deadline=$((SECONDS + 240))
+while ((SECONDS < deadline)) && ! grep -q "=== task 1 of 0..2" runs/usr1/train.log 2>/dev/null; do
+    kill -0 "$launcher" 2>/dev/null || break
+    sleep 0.02
+done
+pkill -USR1 -P "$launcher" 2>/dev/null # mpiexec forwards SIGUSR1 to the ranks
+wait "$launcher" || fail "the run that got SIGUSR1 failed: $(tail -n 5 usr1.log)"
+grep -q "as SIGUSR1 requested" runs/usr1/train.log || fail "SIGUSR1 did not request a save: $(tail -n 5 usr1.log)"
+grep -q "checkpoint: task 1 step" runs/usr1/train.log || fail "SIGUSR1 saved no progress checkpoint in task 1"
+diff <(strip runs/whole/metrics.json) <(strip runs/usr1/metrics.json) >usr1.diff ||
+    fail "a progress save changed the metrics: $(cat usr1.diff)"
+
 # SIGTERM (what a scheduler sends at the time limit) leaves a line in the
 # log that says how to continue.
 run 2 train small.yaml "${settings[@]}" output_dir=runs/term >term.log 2>&1 &
