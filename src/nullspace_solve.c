@@ -4,6 +4,7 @@
 
 #include "dmnsp/dist.h"
 #include "dmnsp/error.h"
+#include "dmnsp/log.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -389,6 +390,35 @@ static int decompose_dense(nullspace_collector *c, const nullspace_groups *group
     return 0;
 }
 
+/* Sets *BLOCK to the first block whose kept rows are all zero on every
+ * rank, or -1. Collective. */
+static int find_zero_block(const nullspace_collector *c, int *block)
+{
+    int L = c->blocks;
+    size_t d = (size_t)c->width;
+    double *sums = dmnsp_calloc((size_t)L, sizeof(double), "nullspace row norms");
+    int status = sums == NULL ? -1 : 0;
+    for (int l = 0; l < L && status == 0; l++) {
+        const float *rows = c->rows[l];
+        size_t values = (size_t)c->row_count[l] * d;
+        for (size_t i = 0; i < values; i++)
+            sums[l] += fabs((double)rows[i]);
+    }
+    if (dist_any_failed(status) != 0) {
+        free(sums);
+        return -1;
+    }
+    if (MPI_Allreduce(MPI_IN_PLACE, sums, L, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
+        status = dmnsp_fail("nullspace: summing the row norms over the ranks failed");
+    *block = -1;
+    for (int l = 0; l < L && status == 0 && *block < 0; l++) {
+        if (sums[l] == 0)
+            *block = l;
+    }
+    free(sums);
+    return status;
+}
+
 int nullspace_decompose(nullspace_collector *c, nullspace_solver solver, int full, nullspace_decomposition *result)
 {
     memset(result, 0, sizeof *result);
@@ -441,7 +471,19 @@ int nullspace_decompose(nullspace_collector *c, nullspace_solver solver, int ful
         return -1;
     }
 
-    if (solver == NULLSPACE_SOLVER_SLEPC) {
+    int zero_block = -1;
+    if (solver == NULLSPACE_SOLVER_SLEPC)
+        status = find_zero_block(c, &zero_block);
+    if (status == 0 && zero_block >= 0) {
+        /* SLEPc's Lanczos solvers stop with an error on a zero operator. */
+        log_warn("nullspace: the features of block %d are all zero (for example untrained adapters, whose up projection starts at "
+                 "0); LAPACK decomposes this step instead of SLEPc",
+                 zero_block);
+        solver = NULLSPACE_SOLVER_LAPACK;
+        result->solver = solver;
+    }
+
+    if (status == 0 && solver == NULLSPACE_SOLVER_SLEPC) {
         /* The projector's top-k vectors come from SLEPc; full eigenpairs
          * (for lambda and checkpoints) from LAPACK on the owners. */
         if (full)
@@ -453,7 +495,7 @@ int nullspace_decompose(nullspace_collector *c, nullspace_solver solver, int ful
                 memcpy(result->eigvals + (size_t)l * d, values, (size_t)k * sizeof(double));
             status = dist_any_failed(status);
         }
-    } else {
+    } else if (status == 0) {
         status = decompose_dense(c, &groups, solver, full, result);
     }
     nullspace_groups_free(&groups);

@@ -73,6 +73,17 @@ if ! diff <(grep -oE '"acc_per_task": \[[^]]*\]' runs/dmnsp1/metrics.json) \
     fail "1 and 2 ranks disagree: $(diff runs/dmnsp1/metrics.json runs/dmnsp2/metrics.json)"
 fi
 
+# Every solver runs inside train, from untrained adapters (zero features)
+# on: epochs=0 keeps them untrained, epochs=1 trains them.
+for solver in slepc scalapack; do
+    for epochs in 0 1; do
+        run 2 train small.yaml method=DMNSP nullspace.solver=$solver epochs=$epochs max_tasks=2 \
+            output_dir=runs/$solver-$epochs >"train-$solver-$epochs.log" 2>&1 ||
+            fail "solver $solver with epochs=$epochs failed: $(tail -n 5 "train-$solver-$epochs.log")"
+        check_metrics "runs/$solver-$epochs/metrics.json" 2
+    done
+done
+
 # The other methods run too (two short tasks each).
 for method in finetune zeroshot NSP-single DMNSP-fixed DMNSP-both; do
     run 2 train small.yaml method=$method output_dir=runs/$method epochs=1 max_tasks=2 >"train-$method.log" 2>&1 ||

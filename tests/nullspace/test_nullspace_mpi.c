@@ -316,6 +316,40 @@ static void test_solvers_agree(void)
     nullspace_collector_destroy(collector);
 }
 
+/* All-zero features (untrained adapters) stop SLEPc's Lanczos solvers,
+ * so the slepc solver decomposes them with LAPACK: same bases, no error. */
+static void test_slepc_zero_features(void)
+{
+    enum { D = 16, BLOCKS = 2, K = 2, ROWS = 40 };
+    nullspace_options o;
+    nullspace_options_default(&o, BLOCKS, D, 4);
+    o.top_select = K;
+    nullspace_collector *collector = NULL;
+    CHECK_OK(nullspace_collector_create(&o, 1, ROWS, &collector));
+    if (collector == NULL)
+        return;
+    float zeros[D] = {0};
+    test_random g = {23};
+    for (long i = rank; i < ROWS; i += size) {
+        float row[D];
+        for (int x = 0; x < D; x++)
+            row[x] = (float)test_normal(&g);
+        CHECK_OK(nullspace_collector_add(collector, 0, row, 1));
+        CHECK_OK(nullspace_collector_add(collector, 1, zeros, 1));
+    }
+    nullspace_decomposition slepc, lapack;
+    CHECK_OK(nullspace_decompose(collector, NULLSPACE_SOLVER_SLEPC, 1, &slepc));
+    CHECK_OK(nullspace_decompose(collector, NULLSPACE_SOLVER_LAPACK, 1, &lapack));
+    if (slepc.top != NULL && lapack.top != NULL) {
+        CHECK_EQ_INT(slepc.solver, NULLSPACE_SOLVER_LAPACK);
+        test_compare_doubles("zero features: eigenvalues", slepc.eigvals, lapack.eigvals, (size_t)BLOCKS * D, 0, 0);
+        test_compare_doubles("zero features: top vectors", slepc.top, lapack.top, (size_t)BLOCKS * D * K, 0, 0);
+        nullspace_decomposition_free(&slepc);
+        nullspace_decomposition_free(&lapack);
+    }
+    nullspace_collector_destroy(collector);
+}
+
 /* The bases built from one collector are identical on every rank and
  * the full eigenvectors reproduce the covariance. */
 static void test_build_bases_on_all_ranks(void)
@@ -460,6 +494,7 @@ int main(int argc, char **argv)
     test_solvers_agree();
     test_build_bases_on_all_ranks();
     test_factored_rows_match_explicit();
+    test_slepc_zero_features();
 
     test_sum_failures_over_ranks();
     dist_finalize();
