@@ -32,8 +32,8 @@ static void describe_task(const experiment *e, int task, long steps, long batche
     long epochs = config_get_int(e->cfg, "epochs");
     log_info("=== task %d of 0..%d: %d classes (labels %d..%d: %s), %ld training images, %ld steps (%ld epoch%s x %ld "
              "batch%s)",
-             task, e->sc.task_count - 1, end - begin, begin, end - 1, names, e->train_samples[task].count, steps, epochs,
-             epochs == 1 ? "" : "s", batches, batches == 1 ? "" : "es");
+             task, e->sc.task_count - 1, end - begin, begin, end - 1, names, e->train_samples[task].count, steps,
+             epochs, epochs == 1 ? "" : "s", batches, batches == 1 ? "" : "es");
 }
 
 /* Loads this rank's shard of global batch [BEGIN, BEGIN + SIZE) of ORDER.

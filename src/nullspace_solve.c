@@ -476,8 +476,8 @@ int nullspace_decompose(nullspace_collector *c, nullspace_solver solver, int ful
         status = find_zero_block(c, &zero_block);
     if (status == 0 && zero_block >= 0) {
         /* SLEPc's Lanczos solvers stop with an error on a zero operator. */
-        log_warn("nullspace: the features of block %d are all zero (for example untrained adapters, whose up projection starts at "
-                 "0); LAPACK decomposes this step instead of SLEPc",
+        log_warn("nullspace: the features of block %d are all zero (for example untrained adapters, whose up "
+                 "projection starts at 0); LAPACK decomposes this step instead of SLEPc",
                  zero_block);
         solver = NULLSPACE_SOLVER_LAPACK;
         result->solver = solver;
