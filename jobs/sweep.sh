@@ -245,7 +245,9 @@ if [[ $mode == slurm ]]; then
         done
         echo ")"
         printf 'petsc=('
-        printf ' %q' "${petsc[@]}"
+        if ((${#petsc[@]} > 0)); then
+            printf ' %q' "${petsc[@]}"
+        fi
         printf ' )\n'
         cat <<'BODY'
 name=${names[$SLURM_ARRAY_TASK_ID]}
@@ -255,7 +257,7 @@ if grep -qs '"summary": *true' "$root/$name/metrics.json"; then
     exit 0
 fi
 export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1} OPENBLAS_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}
-export OMP_PLACES=cores OMP_PROC_BIND=close
+export OMP_PLACES=cores OMP_PROC_BIND=close OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 echo "sweep: point $SLURM_ARRAY_TASK_ID ($name): ${arguments[*]}"
 srun --cpus-per-task="${SLURM_CPUS_PER_TASK:-1}" --cpu-bind=cores \
     "$dmnsp" train "$config" "${arguments[@]}" "${petsc[@]}"

@@ -82,7 +82,14 @@ grep -q "petsc=( -svd_type lanczos )" points/array.sbatch || fail "array.sbatch 
 
 # Index 3 of the array starts the interrupted point through srun.
 mkdir -p fakebin
-printf '#!/bin/bash\necho "srun $*"\n' >fakebin/srun
+# The stand-in srun prints its command line and rejects empty arguments.
+cat >fakebin/srun <<'SRUN'
+#!/bin/bash
+echo "srun $*"
+for argument in "$@"; do
+    [[ -n $argument ]] || { echo "srun: an empty argument"; exit 3; }
+done
+SRUN
 chmod +x fakebin/srun
 output=$(SLURM_ARRAY_TASK_ID=3 SLURM_CPUS_PER_TASK=2 PATH="$PWD/fakebin:$PATH" bash points/array.sbatch 2>&1)
 echo "$output"
@@ -90,6 +97,13 @@ grep -q "srun --cpus-per-task=2 --cpu-bind=cores $dmnsp train .* top_select=1 to
     <<<"$output" || fail "array index 3 did not launch its point"
 output=$(SLURM_ARRAY_TASK_ID=0 PATH="$PWD/fakebin:$PATH" bash points/array.sbatch 2>&1)
 grep -q "is finished; nothing to do" <<<"$output" || fail "array index 0 ran a finished point"
+
+# Without PETSc options the array passes no empty argument to dmnsp.
+bash "$sweep" "$config" "${grid[@]}" --root points --slurm points/plain.sbatch --dmnsp "$dmnsp" >/dev/null 2>&1 ||
+    fail "--slurm without PETSc options failed"
+output=$(SLURM_ARRAY_TASK_ID=3 PATH="$PWD/fakebin:$PATH" bash points/plain.sbatch 2>&1)
+status=$?
+[[ $status -eq 0 ]] || fail "array index 3 without PETSc options exited with $status: $output"
 
 # --help prints the usage to stdout and succeeds; no arguments is a usage error.
 help=$(bash "$sweep" --help 2>/dev/null)
