@@ -60,7 +60,6 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "dmnsp: error: %s\n", dmnsp_last_error());
         return 1;
     }
-    log_info("threads per rank: %s", dist_thread_summary());
     config *cfg = NULL;
     status = load_config(&args, args.override_count, args.overrides, &cfg);
     if (status == 0)

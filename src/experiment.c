@@ -211,11 +211,21 @@ static int write_run_files(experiment *e)
         snprintf(path, sizeof path, "%s/config.yaml", e->output_dir);
         status = yaml == NULL ? -1 : rundir_write_atomic(path, yaml, strlen(yaml));
         free(yaml);
-        const char *log_path = config_get_string(e->cfg, "log_path");
-        if (status == 0 && log_path[0] != '\0')
-            status = log_open_file(log_path);
     }
     return dist_any_failed(status);
+}
+
+/* Opens the log file on rank 0 before anything else is logged, so that it
+ * holds the whole run, the thread and model lines included. */
+static int open_log(const config *cfg)
+{
+    const char *log_path = config_get_string(cfg, "log_path");
+    int status = 0;
+    if (dist_rank() == 0 && log_path[0] != '\0')
+        status = log_open_file(log_path);
+    DMNSP_TRY(dist_any_failed(status));
+    log_info("threads per rank: %s", dist_thread_summary());
+    return 0;
 }
 
 int experiment_train(const config *cfg)
@@ -226,6 +236,7 @@ int experiment_train(const config *cfg)
 
     rundir_plan plan;
     DMNSP_TRY(prepare_folder(cfg, &plan));
+    DMNSP_TRY(open_log(cfg));
 
     experiment *e = calloc(1, sizeof *e);
     if (dist_any_failed(e == NULL ? dmnsp_fail("out of memory") : 0) != 0) {

@@ -40,35 +40,35 @@ void experiment_log_summary(const experiment *e, int tasks_done)
         return;
     char cell[32];
 
-    printf("\nAccuracy (%%) after each task (rows) on each task's test set (columns);\n"
+    log_text("\nAccuracy (%%) after each task (rows) on each task's test set (columns);\n"
            "the entry right of the diagonal is the next task before training it.\n");
-    printf("%-8s", "after");
+    log_text("%-8s", "after");
     for (int j = 0; j < tasks_done; j++)
-        printf("  task %-2d", j);
-    printf("\n");
+        log_text("  task %-2d", j);
+    log_text("\n");
     for (int i = 0; i < tasks_done; i++) {
-        printf("task %-3d", i);
+        log_text("task %-3d", i);
         for (int j = 0; j <= i + 1 && j < e->sc.task_count && j < tasks_done + 1; j++) {
             format_percent(metrics_accuracy(&e->metrics, i, j), cell, sizeof cell);
             if (j == i + 1)
-                printf("  (%s)", cell + 1);
+                log_text("  (%s)", cell + 1);
             else
-                printf("  %s", cell);
+                log_text("  %s", cell);
         }
-        printf("\n");
+        log_text("\n");
     }
 
-    printf("\n%-6s %8s %8s %11s %8s %8s %10s\n", "task", "acc", "avg_acc", "forgetting", "bwt", "fwt", "nonfinite");
+    log_text("\n%-6s %8s %8s %11s %8s %8s %10s\n", "task", "acc", "avg_acc", "forgetting", "bwt", "fwt", "nonfinite");
     metrics_step step = {0};
     for (int i = 0; i < tasks_done; i++) {
         if (metrics_compute(&e->metrics, i, &step) != 0)
             continue;
-        printf("%-6d %8.2f %8.2f %11.2f %8.2f %8.2f %10ld\n", i, step.acc, step.avg_acc, step.forgetting, step.bwt,
+        log_text("%-6d %8.2f %8.2f %11.2f %8.2f %8.2f %10ld\n", i, step.acc, step.avg_acc, step.forgetting, step.bwt,
                step.fwt, e->metrics.nonfinite[i]);
     }
     char wall[32];
     log_format_duration(log_now() - e->start_time, wall, sizeof wall);
-    printf("\n%s on %s: last %.2f  average %.2f  forgetting %.2f  bwt %.2f  fwt %.2f  wall %s  ranks %d\n\n",
+    log_text("\n%s on %s: last %.2f  average %.2f  forgetting %.2f  bwt %.2f  fwt %.2f  wall %s  ranks %d\n\n",
            config_get_string(e->cfg, "method"), config_get_string(e->cfg, "dataset"), step.acc, step.avg_acc,
            step.forgetting, step.bwt, step.fwt, wall, e->ranks);
     fflush(stdout);

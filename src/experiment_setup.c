@@ -162,7 +162,7 @@ static int open_prompts(experiment *e)
         status = tokenizer_encode_batch(e->vocabulary, (const char *const *)prompts, classes, context, 0,
                                         e->prompt_tokens);
     if (status == 0)
-        log_info("prompts: %d classes, e.g. \"%s\" (%s)", classes, prompts[0],
+        log_info("prompts: %d classes, e.g. \"%s\"; vocabulary %s", classes, prompts[0],
                  tokenizer_description(e->vocabulary));
     scenario_free_prompts(prompts, classes);
     return status;

@@ -81,6 +81,21 @@ void log_note_interruptions(void)
     sigaction(SIGTERM, &action, NULL);
 }
 
+void log_text(const char *fmt, ...)
+{
+    if (log_rank != 0 && !log_every_rank)
+        return;
+    va_list args;
+    va_start(args, fmt);
+    vprintf(fmt, args);
+    va_end(args);
+    if (log_file != NULL) {
+        va_start(args, fmt);
+        vfprintf(log_file, fmt, args);
+        va_end(args);
+    }
+}
+
 double log_now(void)
 {
     struct timespec ts;

@@ -33,6 +33,9 @@ void log_close_file(void);
 void log_note_interruptions(void);
 
 void log_msg(log_level level, const char *fmt, ...) DMNSP_PRINTF(2, 3);
+/* Writes text as it is (no timestamp or level) to stdout and the log file,
+ * from rank 0 only: tables such as the summary of a run. */
+void log_text(const char *fmt, ...) DMNSP_PRINTF(1, 2);
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
