@@ -508,7 +508,8 @@ static int validate_entry(const config *c, int index)
     }
 
     if (k->min <= k->max && (number < k->min || number > k->max)) {
-        return fail_at(e->source, e->line, e->column, "key '%s': %s is outside the allowed range [%g, %g]", k->key, v, k->min, k->max);
+        return fail_at(e->source, e->line, e->column, "key '%s': %s is outside the allowed range [%.10g, %.10g]",
+                       k->key, v, k->min, k->max);
     }
     return 0;
 }

@@ -314,8 +314,8 @@ int experiment_eval(const config *cfg, const char *checkpoint_path)
         if (status == 0) {
             tasks = checkpoint_task_count(reader);
             if (tasks > e->sc.task_count)
-                status = dmnsp_fail("%s finished %d tasks but the scenario of this config has %d", checkpoint_path,
-                                    tasks, e->sc.task_count);
+                status = dmnsp_fail("%s finished %d tasks but the scenario of this config has %d (check max_tasks)",
+                                    checkpoint_path, tasks, e->sc.task_count);
         }
         if (status == 0 && tasks == 0)
             status = dmnsp_fail("%s holds no finished task to evaluate", checkpoint_path);

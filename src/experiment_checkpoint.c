@@ -630,8 +630,8 @@ int experiment_resume_from(experiment *e, const char *resume_path)
     e->first_task = tasks;
     if (continues) {
         long batches = task_batches(e, tasks);
-        log_info("resume: %s finished %d of %d tasks and stopped inside task %d; continuing task %d at step %ld "
-                 "of %ld (epoch %ld, batch %ld)",
+        log_info("resume: %s finished %d of %d tasks and stopped inside task %d; continuing task %d after step %ld "
+                 "of %ld (next: epoch %ld, batch %ld)",
                  resume_path, tasks, e->sc.task_count, tasks, tasks, e->resumed.step, task_steps(e, tasks),
                  e->resumed.step / batches + 1, e->resumed.step % batches + 1);
     } else {

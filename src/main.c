@@ -19,7 +19,7 @@ static const command commands[] = {
     {"compare", "print the final metrics of several runs side by side", cmd_compare},
     {"config", "print the fully resolved config as YAML", cmd_config},
     {"analyze", "tables, plots and report.md from run folders (checkpoint.h5, metrics.json)", cmd_analyze},
-    {"infer", "classify images zero-shot with CLIP weights and class names", cmd_infer},
+    {"infer", "classify images with CLIP weights (plain or exported by export) and class names", cmd_infer},
     {"export", "write a run's model (frozen weights + adapters) as a safetensors file", cmd_export},
     {"preprocess", "decode, resize, crop and normalise images into a float32 tensor file", cmd_preprocess},
 };

@@ -23,6 +23,9 @@ submit_parse_arguments() {
     if [[ $# -lt 1 ]]; then
         submit_usage "$folder" "$extension" "$option_word"
     fi
+    if [[ $1 == --help || $1 == -h ]]; then
+        submit_usage "$folder" "$extension" "$option_word" 0
+    fi
     name=$1
     shift
     script=$root/jobs/$folder/$name.$extension
@@ -53,15 +56,24 @@ submit_parse_arguments() {
     done
 }
 
-# submit_usage FOLDER EXTENSION OPTION_WORD: prints the usage line and the
-# configs that have a batch script in jobs/FOLDER, then exits with status 2.
+# submit_usage FOLDER EXTENSION OPTION_WORD [STATUS]: prints the usage line
+# and the configs that have a batch script in jobs/FOLDER, then exits with
+# STATUS (default 2, a usage error, printed to stderr; 0 prints to stdout).
 submit_usage() {
-    local folder=$1 extension=$2 option_word=$3
-    echo "usage: $0 CONFIG [--chain N] [--dry-run] [$option_word...]" >&2
+    local folder=$1 extension=$2 option_word=$3 status=${4:-2}
     local names=() file
     for file in "$root"/jobs/"$folder"/*."$extension"; do
         names+=("$(basename "$file" ".$extension")")
     done
-    echo "configs: ${names[*]}" >&2
-    exit 2
+    local text
+    text=$(printf 'usage: %s CONFIG [--chain N] [--dry-run] [%s...]\n' "$0" "$option_word"
+        printf '  --chain N   submit N jobs in all, each starting after the previous one ends\n'
+        printf '  --dry-run   print the commands instead of submitting\n'
+        printf 'configs: %s\n' "${names[*]}")
+    if [[ $status -eq 0 ]]; then
+        echo "$text"
+    else
+        echo "$text" >&2
+    fi
+    exit "$status"
 }

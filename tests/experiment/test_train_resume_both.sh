@@ -38,7 +38,7 @@ grep -qx "tasks 2 in-progress 2 step 5" progress2.txt || fail "expected task 2 i
 
 run 2 train small.yaml "${settings[@]}" output_dir=runs/both resume=auto >resumed.log 2>&1 ||
     fail "the second resume failed: $(tail -n 20 resumed.log)"
-grep -q "continuing task 2 at step 5 of 8" resumed.log ||
+grep -q "continuing task 2 after step 5 of 8" resumed.log ||
     fail "the second resume does not continue task 2 at step 5: $(grep resume resumed.log)"
 
 strip() { grep -v '"summary"' "$1"; }

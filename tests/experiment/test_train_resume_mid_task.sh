@@ -55,7 +55,7 @@ grep -q "corrupt/checkpoint.h5: dataset /optimizer/m has shape" corrupt.log ||
 
 run 2 train small.yaml "${settings[@]}" "${progress[@]}" output_dir=runs/midtask resume=auto >resumed.log 2>&1 ||
     fail "the resumed run failed: $(tail -n 20 resumed.log)"
-grep -q "resume: .* finished 1 of 3 tasks and stopped inside task 1; continuing task 1 at step $step of 12" \
+grep -q "resume: .* finished 1 of 3 tasks and stopped inside task 1; continuing task 1 after step $step of 12" \
     resumed.log || fail "the resumed run does not say it continues task 1 at step $step: $(grep resume resumed.log)"
 grep -q "task 1: lambda" resumed.log || fail "the resumed run does not report the restored lambda"
 

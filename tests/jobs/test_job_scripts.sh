@@ -43,6 +43,11 @@ echo "$output"
 grep -q -- "-l select=3:ncpus=32:mpiprocs=2:ompthreads=16:mem=80gb .*tinyimagenet_100-5.pbs" <<<"$output" ||
     fail "pbs submit does not build the select statement"
 bash "$source_dir/jobs/slurm/submit.sh" no_such_config --dry-run >/dev/null 2>&1 && fail "unknown config accepted"
+for scheduler in slurm pbs; do
+    help=$(bash "$source_dir/jobs/$scheduler/submit.sh" --help 2>/dev/null) ||
+        fail "$scheduler/submit.sh --help did not exit 0"
+    [[ $help == *"--chain N"*"configs: "*"cifar100_10-10"* ]] || fail "$scheduler/submit.sh --help: $help"
+done
 
 # The launcher under fake srun/mpirun: thread variables, binding, overrides
 # and PETSc options in the right places.
