@@ -256,8 +256,8 @@ int experiment_train(const config *cfg)
         int minutes_set = strcmp(config_source(cfg, "checkpoint.interval_minutes"), "defaults") != 0;
         if (!config_get_bool(cfg, "checkpoint.every_task") &&
             (minutes_set || config_get_int(cfg, "checkpoint.interval_steps") > 0))
-            log_warn("checkpoint.every_task is false, so no checkpoint is written and checkpoint.interval_minutes "
-                     "and checkpoint.interval_steps have no effect");
+            log_warn("checkpoint.every_task is false, so checkpoint.h5 is written only at the end of the run and "
+                     "checkpoint.interval_minutes and checkpoint.interval_steps have no effect");
     }
     if (status == 0 && plan.start == RUNDIR_RESUME)
         status = dist_any_failed(experiment_resume_from(e, plan.resume_path));
