@@ -12,25 +12,33 @@ run 2 train small.yaml "${settings[@]}" output_dir=runs/whole >whole.log 2>&1 ||
     finish
 }
 
+# wait_for_line LINE LOG LAUNCHER: polls LOG until it holds LINE (returns
+# 0), LAUNCHER ends (1) or 240 s pass (2): on a loaded machine the first
+# tasks can take a while.
+wait_for_line() {
+    local line=$1 log=$2 launcher=$3 deadline=$((SECONDS + 240))
+    while ((SECONDS < deadline)); do
+        grep -q "$line" "$log" 2>/dev/null && return 0
+        kill -0 "$launcher" 2>/dev/null || return 1
+        sleep 0.02
+    done
+    return 2
+}
+
 run 2 train small.yaml "${settings[@]}" output_dir=runs/killed >killed.log 2>&1 &
 launcher=$!
 killed=0
-# Poll until the launcher ends, or for 240 s: on a loaded machine the first
-# two tasks can take a while.
-deadline=$((SECONDS + 240))
-while ((SECONDS < deadline)); do
-    if grep -q "=== task 2 of 0..2" runs/killed/train.log 2>/dev/null; then
-        kill_tree "$launcher"
-        killed=1
-        break
-    fi
-    kill -0 "$launcher" 2>/dev/null || break
-    sleep 0.02
-done
-if [[ $killed -eq 0 ]] && kill -0 "$launcher" 2>/dev/null; then
+wait_for_line "=== task 2 of 0..2" runs/killed/train.log "$launcher"
+case $? in
+0)
+    kill_tree "$launcher"
+    killed=1
+    ;;
+2)
     kill_tree "$launcher"
     fail "task 2 did not start within 240 s"
-fi
+    ;;
+esac
 wait "$launcher" 2>/dev/null
 [[ $killed -eq 1 ]] || fail "the run ended before it could be killed during task 2: $(tail -n 5 killed.log)"
 if grep -q '"summary"' runs/killed/metrics.json; then
@@ -64,11 +72,7 @@ diff <(strip runs/whole/metrics.json) <(strip runs/killed/metrics.json) >metrics
 # step, and the run goes on to the same results.
 run 2 train small.yaml "${settings[@]}" output_dir=runs/usr1 >usr1.log 2>&1 &
 launcher=$!
-deadline=$((SECONDS + 240))
-while ((SECONDS < deadline)) && ! grep -q "=== task 1 of 0..2" runs/usr1/train.log 2>/dev/null; do
-    kill -0 "$launcher" 2>/dev/null || break
-    sleep 0.02
-done
+wait_for_line "=== task 1 of 0..2" runs/usr1/train.log "$launcher"
 pkill -USR1 -P "$launcher" 2>/dev/null # mpiexec forwards SIGUSR1 to the ranks
 wait "$launcher" || fail "the run that got SIGUSR1 failed: $(tail -n 5 usr1.log)"
 grep -q "as SIGUSR1 requested" runs/usr1/train.log || fail "SIGUSR1 did not request a save: $(tail -n 5 usr1.log)"
@@ -80,11 +84,7 @@ diff <(strip runs/whole/metrics.json) <(strip runs/usr1/metrics.json) >usr1.diff
 # log that says how to continue.
 run 2 train small.yaml "${settings[@]}" output_dir=runs/term >term.log 2>&1 &
 launcher=$!
-deadline=$((SECONDS + 240))
-while ((SECONDS < deadline)) && ! grep -q "=== task 1 of 0..2" runs/term/train.log 2>/dev/null; do
-    kill -0 "$launcher" 2>/dev/null || break
-    sleep 0.02
-done
+wait_for_line "=== task 1 of 0..2" runs/term/train.log "$launcher"
 pkill -TERM -P "$launcher" 2>/dev/null # the launcher is a subshell around mpiexec
 wait "$launcher" 2>/dev/null
 grep -q "stopped by SIGTERM; continue the run with resume=auto" runs/term/train.log ||
