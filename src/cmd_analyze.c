@@ -87,20 +87,27 @@ static char **find_swept_keys(const analyze_run *runs, int count, int *swept_cou
     return keys;
 }
 
-/* Subfolder of run R under OUT: "" for one run, NAME for several (NAME_R
- * when an earlier run has the same folder name). */
+/* Renames run R to NAME_R when an earlier run has the same folder name, so
+ * that subfolders, tables and plot labels tell the two apart. */
+static void make_names_unique(analyze_run *runs, int count)
+{
+    for (int r = 1; r < count; r++) {
+        for (int other = 0; other < r; other++) {
+            if (strcmp(runs[other].name, runs[r].name) == 0) {
+                char unique[sizeof runs[r].name];
+                snprintf(unique, sizeof unique, "%.*s_%d", (int)sizeof unique - 12, runs[r].name, r);
+                snprintf(runs[r].name, sizeof runs[r].name, "%s", unique);
+                break;
+            }
+        }
+    }
+}
+
+/* Subfolder of run R under OUT: "" for one run, its name for several. */
 static void run_subfolder(const analyze_run *runs, int count, int r, char *buf, size_t size)
 {
     buf[0] = '\0';
-    if (count == 1)
-        return;
-    int duplicate = 0;
-    for (int other = 0; other < r; other++)
-        if (strcmp(runs[other].name, runs[r].name) == 0)
-            duplicate = 1;
-    if (duplicate)
-        snprintf(buf, size, "%s_%d", runs[r].name, r);
-    else
+    if (count > 1)
         snprintf(buf, size, "%s", runs[r].name);
 }
 
@@ -352,6 +359,7 @@ static int analyze_all(const analyze_options *options, analyze_run *runs, analyz
         log_info("analyze: %s: %d tasks (%s), checkpoint %s", runs[r].dir, runs[r].tasks,
                  runs[r].finished ? "finished" : "unfinished", runs[r].has_checkpoint ? "read" : "missing");
     }
+    make_names_unique(runs, count);
 
     char out_dir[4200];
     if (options->out_dir != NULL)

@@ -233,6 +233,17 @@ static void check_tables(void)
               "wall_seconds,ranks,run_dir",
               2);
 
+    /* The same run given twice gets two names, two subfolders and two rows. */
+    output = NULL;
+    CHECK_EQ_INT(run_analyze("runs/run_a runs/run_a --out out_twice --no-plots", &output), 0);
+    free(output);
+    char *table = test_read_file("out_twice/sweep.csv", NULL);
+    CHECK(table != NULL);
+    CHECK_STR_CONTAINS(table ? table : "", "\nrun_a,");
+    CHECK_STR_CONTAINS(table ? table : "", "\nrun_a_1,");
+    free(table);
+    check_csv("out_twice/run_a_1/metrics_per_task.csv", "task,acc,avg_acc,forgetting,bwt,fwt,nonfinite_count", 3);
+
     /* Bad input: a folder without run files, and a damaged metrics.json. */
     output = NULL;
     CHECK_EQ_INT(run_analyze("runs/empty --out out_empty --no-plots", &output), 1);
