@@ -65,6 +65,7 @@ int cmd_train(int argc, char **argv)
     status = load_config(&args, args.override_count, args.overrides, &cfg);
     if (status == 0)
         status = dist_check_all(experiment_train(cfg));
+    log_close_file(); /* after dist_check_all, which logs the error that ended the run */
     config_free(cfg);
     dist_finalize();
     return status == 0 ? 0 : 1;

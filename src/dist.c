@@ -171,16 +171,22 @@ int dist_check_all(int status)
     int lowest = lowest_failing_rank(status);
     if (lowest == context.size)
         return 0;
+    /* The failing rank's message also goes to rank 0's log file. */
+    char line[1200];
     if (lowest == context.rank) {
         const char *message = dmnsp_last_error();
         if (context.size > 1)
-            fprintf(stderr, "dmnsp: error (rank %d): %s\n", context.rank, message[0] ? message : "unknown error");
+            snprintf(line, sizeof line, "dmnsp: error (rank %d): %s", context.rank,
+                     message[0] ? message : "unknown error");
         else
-            fprintf(stderr, "dmnsp: error: %s\n", message[0] ? message : "unknown error");
+            snprintf(line, sizeof line, "dmnsp: error: %s", message[0] ? message : "unknown error");
+        fprintf(stderr, "%s\n", line);
         fflush(stderr);
-    } else if (status == 0) {
-        dmnsp_fail_secondary("failed on rank %d", lowest);
     }
+    if (MPI_Bcast(line, (int)sizeof line, MPI_CHAR, lowest, MPI_COMM_WORLD) == MPI_SUCCESS)
+        log_file_line(line);
+    if (lowest != context.rank && status == 0)
+        dmnsp_fail_secondary("failed on rank %d", lowest);
     return -1;
 }
 

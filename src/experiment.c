@@ -295,7 +295,6 @@ int experiment_train(const config *cfg)
 
     experiment_close(e);
     free(e);
-    log_close_file();
     return status;
 }
 

@@ -165,8 +165,7 @@ static int under_mpi_launcher(void)
     return getenv("OMPI_COMM_WORLD_SIZE") != NULL || getenv("PMI_SIZE") != NULL || getenv("SLURM_STEP_ID") != NULL;
 }
 
-/* Appends one timestamped line to the log file only. */
-static void log_file_line(const char *text)
+void log_file_line(const char *text)
 {
     if (log_file == NULL)
         return;

@@ -33,6 +33,10 @@ void log_close_file(void);
 void log_note_interruptions(void);
 
 void log_msg(log_level level, const char *fmt, ...) DMNSP_PRINTF(2, 3);
+/* Appends "TIMESTAMP TEXT" to the log file of rank 0 only (not to the
+ * terminal): a message already printed elsewhere, such as the error that
+ * ends a run. */
+void log_file_line(const char *text);
 /* Writes text as it is (no timestamp or level) to stdout and the log file,
  * from rank 0 only: tables such as the summary of a run. */
 void log_text(const char *fmt, ...) DMNSP_PRINTF(1, 2);

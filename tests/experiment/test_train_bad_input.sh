@@ -25,6 +25,9 @@ expect_failure "nowhere" runs/no_cifar small.yaml dataset_root=$PWD/nowhere
 printf 'x' >runs_file
 expect_failure "runs_file" runs_file/sub small.yaml
 expect_failure "top_select" runs/top small.yaml top_select=128
+# An error after the log file opened is in the log too.
+grep -q "dmnsp: error.*top_select=128 must be less than" runs/top/train.log ||
+    fail "runs/top/train.log lacks the error: $(tail -n 3 runs/top/train.log)"
 
 # Weights of the tiny preset under a config that names ViT-B/16.
 write_weights=${2:?path of write_random_weights}
