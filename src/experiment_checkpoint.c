@@ -502,6 +502,10 @@ static int restore_bases(experiment *e, checkpoint_reader *reader, int tasks, cl
 
 static int restore_metrics(experiment *e, const char *resume_path, int tasks)
 {
+    /* A run stopped inside its first task has no metrics yet, and its
+     * metrics.json may not exist. */
+    if (tasks == 0)
+        return 0;
     char path[4300];
     const char *slash = strrchr(resume_path, '/');
     if (slash == NULL)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# A run killed with SIGKILL inside task 1, after a progress checkpoint,
-# continues at the saved step with resume=auto and ends with the same
-# metrics.json and checkpoint.h5 as an uninterrupted run without progress
-# checkpoints. dmnsp eval of that checkpoint evaluates the last finished
+# A run killed with SIGKILL inside task 1 (and one inside task 0), after a
+# progress checkpoint, continues at the saved step with resume=auto and
+# ends with the same metrics.json and checkpoint.h5 as an uninterrupted
+# run without progress checkpoints. dmnsp eval of that checkpoint evaluates the last finished
 # task, and a checkpoint whose /optimizer has the wrong size is rejected
 # with a message naming the file and the dataset.
 source "$(dirname "$0")/common.sh" "$@"
@@ -65,4 +65,19 @@ diff <(strip runs/whole/metrics.json) <(strip runs/midtask/metrics.json) >metric
 "$tool" compare runs/whole/checkpoint.h5 runs/midtask/checkpoint.h5 0 >compare.txt ||
     fail "resumed checkpoint differs from the uninterrupted run: $(grep -E 'FAIL|error' compare.txt)"
 grep -E "current adapters|task 2 lambda" compare.txt
+
+# Killed inside the first task, before any task finished (no metrics.json
+# yet): the resumed run still ends as the uninterrupted one.
+run 2 train small.yaml "${settings[@]}" "${progress[@]}" output_dir=runs/first >first.log 2>&1 &
+launcher=$!
+if kill_when_logged "$launcher" runs/first/train.log "checkpoint: task 0 step 5/12 saved"; then
+    run 2 train small.yaml "${settings[@]}" "${progress[@]}" output_dir=runs/first resume=auto >first-resumed.log 2>&1 ||
+        fail "resuming inside task 0 failed: $(tail -n 5 first-resumed.log)"
+    grep -q "finished 0 of 3 tasks and stopped inside task 0; continuing task 0 after step" first-resumed.log ||
+        fail "the run does not say it continues task 0: $(grep resume first-resumed.log)"
+    diff <(strip runs/whole/metrics.json) <(strip runs/first/metrics.json) >first.diff ||
+        fail "metrics resumed from inside task 0 differ from the uninterrupted run: $(cat first.diff)"
+else
+    fail "the run did not reach its progress checkpoint in task 0: $(tail -n 5 first.log)"
+fi
 finish
