@@ -229,6 +229,8 @@ if [[ $mode == slurm ]]; then
         echo "#SBATCH --mem=${MEM:-40G}"
         echo "#SBATCH --time=${TIME:-12:00:00}"
         echo "#SBATCH --output=$root_path/slurm-%A_%a.out"
+        echo "# SIGUSR1 5 minutes before the time limit: dmnsp saves a progress checkpoint."
+        echo "#SBATCH --signal=USR1@300"
         echo "set -euo pipefail"
         printf 'dmnsp=%q\nconfig=%q\nroot=%q\n' "$(cd "$(dirname "$dmnsp")" && pwd)/$(basename "$dmnsp")" \
             "$config_path" "$root_path"

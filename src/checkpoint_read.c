@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *const modality_names[2] = {"visual", "text"};
@@ -123,6 +124,9 @@ int checkpoint_open(const char *path, checkpoint_reader **reader)
     ck_silence_hdf5();
     if (access(path, R_OK) != 0)
         return dmnsp_fail("checkpoint: %s: cannot read: %s", path, strerror(errno));
+    struct stat info;
+    if (stat(path, &info) == 0 && S_ISDIR(info.st_mode))
+        return dmnsp_fail("checkpoint: %s is a folder; pass the checkpoint.h5 file inside it", path);
     htri_t is_hdf5 = H5Fis_hdf5(path);
     if (is_hdf5 == 0)
         return dmnsp_fail("checkpoint: %s: not an HDF5 file (no HDF5 signature found)", path);

@@ -33,7 +33,8 @@ static const char export_usage[] =
     "                 the last finished task\n"
     "  key=value      overrides of the run's config.yaml, for example\n"
     "                 weights=/new/place/ViT-B-16.safetensors when the weights\n"
-    "                 file has moved\n"
+    "                 file has moved; an override that changes the model (seed,\n"
+    "                 adapter.scale, another weights file name, ...) is rejected\n"
     "\n"
     "Exit status: 0 written, 1 the run could not be read or the file written,\n"
     "2 a usage error.\n";
@@ -108,12 +109,15 @@ static int parse_options(int argc, char **argv, export_options *o)
 
 /* Reads the adapters of TASK (or of the last finished task when TASK < 0)
  * from the run's checkpoint into the model. */
-static int read_adapters(const char *path, int task, clip_model *model, int *exported_task, int *finished)
+static int read_adapters(const config *cfg, const char *path, int task, clip_model *model, int *exported_task,
+                         int *finished)
 {
     checkpoint_reader *reader = NULL;
     DMNSP_TRY(checkpoint_open(path, &reader));
     const clip_config *mc = clip_model_config(model);
-    int status = checkpoint_check_config(reader, mc);
+    int status = experiment_check_model_config(cfg, checkpoint_config_text(reader), path, "export");
+    if (status == 0)
+        status = checkpoint_check_config(reader, mc);
     *finished = checkpoint_task_count(reader);
     if (status == 0 && *finished == 0)
         status = dmnsp_fail("%s holds no finished task, so there are no trained adapters to export", path);
@@ -143,7 +147,7 @@ static int run_export(const export_options *o)
     int status = experiment_load_model(cfg, &model_config, &model);
     int task = -1, finished = 0;
     if (status == 0)
-        status = read_adapters(checkpoint_path, o->task, model, &task, &finished);
+        status = read_adapters(cfg, checkpoint_path, o->task, model, &task, &finished);
     if (status == 0)
         status = weights_save(o->out, clip_model_config(model), clip_model_frozen(model), clip_model_adapters(model));
     if (status == 0) {

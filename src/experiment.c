@@ -312,7 +312,7 @@ int experiment_eval(const config *cfg, const char *checkpoint_path)
     if (status == 0) {
         status = checkpoint_open(checkpoint_path, &reader);
         if (status == 0)
-            status = experiment_check_eval_config(e, checkpoint_config_text(reader), checkpoint_path);
+            status = experiment_check_model_config(e->cfg, checkpoint_config_text(reader), checkpoint_path, "eval");
         if (status == 0)
             status = checkpoint_check_config(reader, &e->model_config);
         if (status == 0) {

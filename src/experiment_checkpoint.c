@@ -167,8 +167,13 @@ static int progress_save_due(experiment *e, long steps_taken, int *due)
 {
     const config *cfg = e->cfg;
     *due = 0;
-    if (!config_get_bool(cfg, "checkpoint.every_task"))
-        return 0; /* no task-end checkpoints to continue from */
+    if (!config_get_bool(cfg, "checkpoint.every_task")) {
+        /* no task-end checkpoints to continue from */
+        if (save_requested && e->rank == 0)
+            log_warn("checkpoint: SIGUSR1 ignored, because checkpoint.every_task is false");
+        save_requested = 0;
+        return 0;
+    }
 
     long interval_steps = config_get_int(cfg, "checkpoint.interval_steps");
     if (interval_steps > 0 && steps_taken % interval_steps == 0)
@@ -395,18 +400,18 @@ static int check_resume_config(const experiment *e, const char *stored_yaml, con
     return 0;
 }
 
-int experiment_check_eval_config(const experiment *e, const char *stored_yaml, const char *path)
+int experiment_check_model_config(const config *cfg, const char *stored_yaml, const char *path, const char *command)
 {
     const char *key = NULL;
     char was[1024], now[1024];
-    int found = find_changed_key(e->cfg, stored_yaml, is_eval_bound, 1, &key, was, now, sizeof was);
+    int found = find_changed_key(cfg, stored_yaml, is_eval_bound, 1, &key, was, now, sizeof was);
     if (found < 0)
         return -1;
     if (found)
-        return dmnsp_fail("eval: %s was trained with %s = %s, but this config has %s = %s, which evaluates "
+        return dmnsp_fail("%s: %s was trained with %s = %s, but this config has %s = %s, which describes "
                           "another model or other classes; pass the run's own config.yaml (in its output_dir) "
                           "or %s=%s",
-                          path, key, was, key, now, key, was);
+                          command, path, key, was, key, now, key, was);
     return 0;
 }
 
@@ -634,10 +639,15 @@ int experiment_resume_from(experiment *e, const char *resume_path)
     e->first_task = tasks;
     if (continues) {
         long batches = task_batches(e, tasks);
-        log_info("resume: %s finished %d of %d tasks and stopped inside task %d; continuing task %d after step %ld "
-                 "of %ld (next: epoch %ld, batch %ld)",
-                 resume_path, tasks, e->sc.task_count, tasks, tasks, e->resumed.step, task_steps(e, tasks),
-                 e->resumed.step / batches + 1, e->resumed.step % batches + 1);
+        if (e->resumed.step >= task_steps(e, tasks))
+            log_info("resume: %s finished %d of %d tasks and stopped inside task %d after its last training step; "
+                     "continuing with its null-space bases and evaluation",
+                     resume_path, tasks, e->sc.task_count, tasks);
+        else
+            log_info("resume: %s finished %d of %d tasks and stopped inside task %d; continuing task %d after step "
+                     "%ld of %ld (next: epoch %ld, batch %ld)",
+                     resume_path, tasks, e->sc.task_count, tasks, tasks, e->resumed.step, task_steps(e, tasks),
+                     e->resumed.step / batches + 1, e->resumed.step % batches + 1);
     } else {
         log_info("resume: %s finished %d of %d tasks; continuing with task %d", resume_path, tasks,
                  e->sc.task_count, tasks);

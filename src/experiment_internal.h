@@ -104,10 +104,7 @@ int experiment_save_task(experiment *e, int task);
 void experiment_save_on_sigusr1(void);
 int experiment_write_summary(experiment *e, int tasks_done);
 int experiment_resume_from(experiment *e, const char *resume_path);
-/* Checks that the config of E agrees with STORED_YAML (the config a
- * checkpoint at PATH was written with) on the keys that decide what an
- * evaluation computes. Returns 0, or -1 naming the first key that differs. */
-int experiment_check_eval_config(const experiment *e, const char *stored_yaml, const char *path);
+
 /* Writes a progress checkpoint of TASK after STEPS_TAKEN of its STEPS
  * optimizer steps when checkpoint.interval_minutes or
  * checkpoint.interval_steps makes one due. Rank 0 decides and

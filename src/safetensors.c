@@ -355,6 +355,11 @@ int safetensors_open(const char *path, safetensors_file **file)
         status = dmnsp_fail("cannot stat: %s", strerror(errno));
         goto done;
     }
+    if (S_ISDIR(st.st_mode)) {
+        status = dmnsp_fail("this is a folder, not a safetensors file; a dmnsp run folder becomes a weights file "
+                            "with: dmnsp export RUN_DIR --out FILE.safetensors");
+        goto done;
+    }
     uint64_t file_size = (uint64_t)st.st_size;
     if (file_size < 8) {
         status = dmnsp_fail("file is %" PRIu64 " bytes, too short for the 8-byte header length", file_size);

@@ -33,4 +33,13 @@ int experiment_eval(const config *cfg, const char *checkpoint_path);
  * Returns 0, or -1 with *MODEL NULL. */
 int experiment_load_model(const config *cfg, clip_config *model_config, clip_model **model);
 
+/* Checks that CFG agrees with STORED_YAML (the config the checkpoint at
+ * PATH was written with) on the keys that decide the model and the
+ * classes: dataset, class_order, class_names, increments, model_name,
+ * weights, vocab, seed, prompt_template, adapter.bottleneck and
+ * adapter.scale. Path keys agree when their file names do. Returns 0, or
+ * -1 with a message that starts with COMMAND and names the first key that
+ * differs. */
+int experiment_check_model_config(const config *cfg, const char *stored_yaml, const char *path, const char *command);
+
 #endif

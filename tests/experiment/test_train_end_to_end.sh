@@ -62,6 +62,10 @@ last_row() { grep '"task": 2,' "$1" | grep -oE '"acc_per_task": \[[^]]*\]'; }
 cmp -s task0.safetensors exported.safetensors && fail "the adapters after task 0 equal those after task 2"
 "$dmnsp" export runs/dmnsp2 --task 3 --out task3.safetensors >export3.log 2>&1 && fail "export --task 3 was accepted"
 grep -q "finished tasks 0..2; --task 3" export3.log || fail "export --task 3 message: $(cat export3.log)"
+"$dmnsp" export runs/dmnsp2 --out seed1.safetensors seed=1 >export-seed.log 2>&1 &&
+    fail "export accepted an override that changes the model"
+grep -q "export: .* was trained with seed = 32, but this config has seed = 1" export-seed.log ||
+    fail "export with seed=1: $(cat export-seed.log)"
 "$dmnsp" infer --weights runs/dmnsp2/checkpoint.h5 --classes a,b x.png >infer-h5.log 2>&1 &&
     fail "infer accepted a checkpoint as weights"
 grep -q "HDF5 file, not safetensors.*dmnsp export" infer-h5.log || fail "infer on a checkpoint: $(cat infer-h5.log)"

@@ -76,6 +76,7 @@ status=$?
 echo "$output"
 [[ $status -eq 0 ]] || fail "--slurm exited with $status"
 grep -q '^#SBATCH --array=0-7$' points/array.sbatch || fail "array.sbatch lacks --array=0-7"
+grep -q '^#SBATCH --signal=USR1@300$' points/array.sbatch || fail "array.sbatch does not ask for SIGUSR1"
 bash -n points/array.sbatch || fail "array.sbatch is not valid bash"
 [[ $(grep -c "output_dir=.*/points/top_select-" points/array.sbatch) -eq 8 ]] || fail "array.sbatch lacks 8 output folders"
 grep -q "petsc=( -svd_type lanczos )" points/array.sbatch || fail "array.sbatch lacks the PETSc options"
