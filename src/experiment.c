@@ -305,16 +305,19 @@ int experiment_eval(const config *cfg, const char *checkpoint_path)
         free(e);
         return -1;
     }
-    int status = dist_any_failed(experiment_open(cfg, e));
+    /* The config is checked against the checkpoint's before the model and
+     * data are loaded, so that a mismatch is named as such. */
+    checkpoint_reader *reader = NULL;
+    int status = checkpoint_open(checkpoint_path, &reader);
+    if (status == 0)
+        status = experiment_check_model_config(cfg, checkpoint_config_text(reader), checkpoint_path, "eval");
+    status = dist_any_failed(status);
+    if (status == 0)
+        status = dist_any_failed(experiment_open(cfg, e));
 
     int tasks = 0;
-    checkpoint_reader *reader = NULL;
     if (status == 0) {
-        status = checkpoint_open(checkpoint_path, &reader);
-        if (status == 0)
-            status = experiment_check_model_config(e->cfg, checkpoint_config_text(reader), checkpoint_path, "eval");
-        if (status == 0)
-            status = checkpoint_check_config(reader, &e->model_config);
+        status = checkpoint_check_config(reader, &e->model_config);
         if (status == 0) {
             tasks = checkpoint_task_count(reader);
             if (tasks > e->sc.task_count)
@@ -332,9 +335,9 @@ int experiment_eval(const config *cfg, const char *checkpoint_path)
         } else if (status == 0) {
             status = checkpoint_read_model(reader, &e->model_config, clip_model_adapters(e->model));
         }
-        checkpoint_close(reader);
         status = dist_any_failed(status);
     }
+    checkpoint_close(reader);
 
     if (status == 0) {
         int seen = e->sc.task_begin[tasks];

@@ -905,8 +905,14 @@ int tokenizer_load(const char *path, tokenizer **out)
         return dmnsp_fail("tokenizer: out of memory");
 
     int status;
+    const char *name = path != NULL ? strrchr(path, '/') : NULL;
+    name = name != NULL ? name + 1 : path;
     if (path == NULL || path[0] == '\0') {
         status = load_byte_level(t);
+    } else if (strcmp(name, "tokenizer.json") == 0) {
+        status = dmnsp_fail("tokenizer: %s: a Hugging Face tokenizer.json is not read; pass the folder that holds "
+                            "vocab.json and merges.txt, or vocab.json itself",
+                            path);
     } else if (is_directory(path) || ends_with(path, ".json")) {
         char vocab_path[4096], merges_path[4096];
         if (is_directory(path)) {

@@ -179,6 +179,7 @@ static void test_hugging_face_format(void)
     tokenizer *t = NULL;
     CHECK_FAILS_WITH(tokenizer_load("hf_bad", &t), "line 3: merged token 'ct' is not in the vocabulary");
     CHECK_FAILS_WITH(tokenizer_load("hf_bad", &t), "hf_bad/merges.txt");
+    CHECK_FAILS_WITH(tokenizer_load("hf_bad/tokenizer.json", &t), "a Hugging Face tokenizer.json is not read");
 }
 
 static void test_byte_level(void)
