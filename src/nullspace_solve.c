@@ -391,8 +391,8 @@ static int decompose_dense(nullspace_collector *c, const nullspace_groups *group
 }
 
 /* Sets *BLOCK to the first block whose kept rows are all zero on every
- * rank, or -1. Collective. */
-static int find_zero_block(const nullspace_collector *c, int *block)
+ * rank, or -1, and *COUNT to the number of such blocks. Collective. */
+static int find_zero_block(const nullspace_collector *c, int *block, int *count)
 {
     int L = c->blocks;
     size_t d = (size_t)c->width;
@@ -411,9 +411,13 @@ static int find_zero_block(const nullspace_collector *c, int *block)
     if (MPI_Allreduce(MPI_IN_PLACE, sums, L, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD) != MPI_SUCCESS)
         status = dmnsp_fail("nullspace: summing the row norms over the ranks failed");
     *block = -1;
-    for (int l = 0; l < L && status == 0 && *block < 0; l++) {
-        if (sums[l] == 0)
+    *count = 0;
+    for (int l = 0; l < L && status == 0; l++) {
+        if (sums[l] != 0)
+            continue;
+        if (*block < 0)
             *block = l;
+        (*count)++;
     }
     free(sums);
     return status;
@@ -471,14 +475,15 @@ int nullspace_decompose(nullspace_collector *c, nullspace_solver solver, int ful
         return -1;
     }
 
-    int zero_block = -1;
+    int zero_block = -1, zero_count = 0;
     if (solver == NULLSPACE_SOLVER_SLEPC)
-        status = find_zero_block(c, &zero_block);
+        status = find_zero_block(c, &zero_block, &zero_count);
     if (status == 0 && zero_block >= 0) {
         /* SLEPc's Lanczos solvers stop with an error on a zero operator. */
-        log_warn("nullspace: the features of block %d are all zero (for example untrained adapters, whose up "
-                 "projection starts at 0); LAPACK decomposes this step instead of SLEPc",
-                 zero_block);
+        log_warn("nullspace: the features of %d of %d blocks (the first is block %d) are all zero, for example "
+                 "from untrained adapters, whose up projection starts at 0; LAPACK decomposes this step instead "
+                 "of SLEPc",
+                 zero_count, L, zero_block);
         solver = NULLSPACE_SOLVER_LAPACK;
         result->solver = solver;
     }
