@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 static dist_context context = {0, 1, 0};
@@ -111,6 +112,13 @@ void dist_default_threads(int ranks_on_node, char *summary, size_t size)
 }
 
 const char *dist_thread_summary(void) { return thread_summary; }
+
+int dist_threads_may_spin(void)
+{
+    const char *policy = getenv("OMP_WAIT_POLICY");
+    int passive = policy != NULL && strcasecmp(policy, "passive") == 0;
+    return omp_get_max_threads() > 1 && openblas_get_num_threads() > 1 && !passive;
+}
 
 const dist_context *dist_get(void) { return &context; }
 int dist_rank(void) { return context.rank; }

@@ -225,6 +225,9 @@ static int open_log(const config *cfg)
         status = log_open_file(log_path);
     DMNSP_TRY(dist_any_failed(status));
     log_info("threads per rank: %s", dist_thread_summary());
+    if (dist_threads_may_spin())
+        log_warn("OpenMP and OpenBLAS both run several threads: set OMP_WAIT_POLICY=passive, or one of them to 1 "
+                 "thread, or their idle threads slow each other down");
     return 0;
 }
 

@@ -44,5 +44,16 @@ int main(void)
     dist_default_threads(1, summary, sizeof summary);
     CHECK_EQ_INT(omp_get_max_threads(), 2);
     CHECK_STR_CONTAINS(summary, "2 OpenMP (environment)");
+    /* Several threads in both libraries spin against each other unless
+     * OpenMP's idle threads sleep. */
+    openblas_set_num_threads(2);
+    if (openblas_get_num_threads() > 1) {
+        unsetenv("OMP_WAIT_POLICY");
+        CHECK_EQ_INT(dist_threads_may_spin(), 1);
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        CHECK_EQ_INT(dist_threads_may_spin(), 0);
+    }
+    openblas_set_num_threads(1);
+    CHECK_EQ_INT(dist_threads_may_spin(), 0);
     return test_finish("test_dist_threads");
 }
