@@ -72,6 +72,11 @@ static int train_task(experiment *e, int task, long *nonfinite)
         return 0;
     }
     describe_task(e, task, steps, batches);
+    long warmup = config_get_int(cfg, "warmup_steps");
+    if (warmup >= steps && steps > 0)
+        log_warn("task %d: warmup_steps=%ld is at least the task's %ld steps, so the whole task is warm-up "
+                 "below lr=%g and the cosine decay never starts; lower warmup_steps for short tasks",
+                 task, warmup, steps, config_get_float(cfg, "lr"));
     if (steps == 0)
         return 0;
 

@@ -395,7 +395,7 @@ static int check_resume_config(const experiment *e, const char *stored_yaml, con
         return -1;
     if (found)
         return dmnsp_fail("resume: %s was written with %s = %s, but this run has %s = %s; resume with the "
-                          "same settings or start a new output_dir",
+                          "same settings, or start a new run without resume=",
                           path, key, was, key, now);
     return 0;
 }

@@ -237,10 +237,11 @@ static int open_nullspace(experiment *e)
     DMNSP_TRY(nullspace_collector_create(&options, nullspace_solver_needs_rows(&options, e->ranks),
                                          basis_rows * clip_vision_tokens(mc), &e->visual_collector));
     log_info("null space: %s solver for %d visual blocks of width %d, top_select %d, top_k_ratio %g, "
-             "lambda_scale %g, union %s",
+             "lambda_scale %g, union %s, lambda_apply %s, projection_normalize %s",
              nullspace_solver_name(nullspace_resolve_solver(&options, e->ranks)), mc->vision_layers,
              mc->vision_width, options.top_select, options.top_k_ratio, options.lambda_scale,
-             config_get_string(e->cfg, "nullspace.union"));
+             config_get_string(e->cfg, "nullspace.union"), config_get_string(e->cfg, "lambda_apply"),
+             options.projection_normalize ? "true" : "false");
 
     if (!e->method.projects_text)
         return 0;
