@@ -77,3 +77,39 @@ submit_usage() {
     fi
     exit "$status"
 }
+
+# submit_check_settings: before anything is submitted, runs `dmnsp config`
+# on configs/class/$name.yaml with the overrides the job will pass
+# (DATA_ROOT, WEIGHTS, VOCAB and the key=value words of EXTRA), so that a
+# misspelt key fails now rather than after the queue wait. Warns about
+# DATA_ROOT, WEIGHTS and VOCAB paths that do not exist on this machine.
+# Skipped, with a note, when no dmnsp executable is found ($DMNSP or
+# build/dmnsp). Exits with status 1 when the check fails.
+submit_check_settings() {
+    local config=$root/configs/class/$name.yaml
+    local dmnsp=${DMNSP:-$root/build/dmnsp}
+    local -a overrides=() words=()
+    [[ -n ${DATA_ROOT:-} ]] && overrides+=("dataset_root=$DATA_ROOT")
+    [[ -n ${WEIGHTS:-} ]] && overrides+=("weights=$WEIGHTS")
+    [[ -n ${VOCAB:-} ]] && overrides+=("vocab=$VOCAB")
+    read -r -a words <<<"${EXTRA:-}"
+    local word
+    for word in "${words[@]}"; do
+        [[ $word == -* ]] && break
+        overrides+=("$word")
+    done
+    local variable
+    for variable in DATA_ROOT WEIGHTS VOCAB; do
+        if [[ -n ${!variable:-} && ! -e ${!variable} ]]; then
+            echo "submit: warning: $variable=${!variable} does not exist on this machine" >&2
+        fi
+    done
+    if [[ ! -x $dmnsp ]]; then
+        echo "submit: note: $dmnsp not found, so the settings are not checked before submitting" >&2
+        return 0
+    fi
+    if ! "$dmnsp" config "$config" "${overrides[@]}" >/dev/null; then
+        echo "submit: the settings above are invalid; nothing was submitted" >&2
+        exit 1
+    fi
+}

@@ -14,6 +14,7 @@ set -euo pipefail
 # shellcheck source=jobs/lib/submit_arguments.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/submit_arguments.sh"
 submit_parse_arguments slurm sbatch SBATCH_OPTION "$@"
+submit_check_settings
 
 shape=()
 [[ -n ${NODES:-} ]] && shape+=(--nodes="$NODES")

@@ -43,6 +43,18 @@ echo "$output"
 grep -q -- "-l select=3:ncpus=32:mpiprocs=2:ompthreads=16:mem=80gb .*tinyimagenet_100-5.pbs" <<<"$output" ||
     fail "pbs submit does not build the select statement"
 bash "$source_dir/jobs/slurm/submit.sh" no_such_config --dry-run >/dev/null 2>&1 && fail "unknown config accepted"
+# Without MEM_PER_NODE the script's own memory request stays in the select.
+output=$(NODES=2 RANKS_PER_NODE=4 THREADS_PER_RANK=8 bash "$source_dir/jobs/pbs/submit.sh" cifar100_10-10 --dry-run)
+grep -q -- "-l select=2:ncpus=32:mpiprocs=4:ompthreads=8:mem=40gb " <<<"$output" ||
+    fail "pbs submit dropped the script's memory request: $output"
+# A misspelt key in EXTRA is caught before anything is submitted.
+for scheduler in slurm pbs; do
+    output=$(DMNSP=${DMNSP_BINARY:?} EXTRA="lambda_scal=10" bash "$source_dir/jobs/$scheduler/submit.sh" \
+        cifar100_10-10 --dry-run 2>&1) && fail "$scheduler submit accepted EXTRA=lambda_scal=10"
+    [[ $output == *"did you mean 'lambda_scale'"*"nothing was submitted"* ]] ||
+        fail "$scheduler submit with a misspelt key: $output"
+    [[ $output != *"sbatch "* && $output != *"qsub "* ]] || fail "$scheduler submit printed a command: $output"
+done
 for scheduler in slurm pbs; do
     help=$(bash "$source_dir/jobs/$scheduler/submit.sh" --help 2>/dev/null) ||
         fail "$scheduler/submit.sh --help did not exit 0"
