@@ -352,13 +352,23 @@ static int parse_options(int argc, char **argv, analyze_options *options)
 static int analyze_all(const analyze_options *options, analyze_run *runs, analyze_file_list *run_pngs,
                        analyze_file_list *sweep_pngs)
 {
-    int count = options->run_count;
-    for (int r = 0; r < count; r++) {
-        if (analyze_load_run(options->run_dirs[r], &runs[r]) != 0)
+    /* With several folders, one that holds no run files (a run that failed
+     * at its start) is skipped instead of stopping the whole analysis. */
+    int count = 0;
+    for (int i = 0; i < options->run_count; i++) {
+        const char *dir = options->run_dirs[i];
+        if (options->run_count > 1 && !has_run_files(dir)) {
+            log_warn("analyze: %s: skipped, it holds neither checkpoint.h5 nor metrics.json", dir);
+            continue;
+        }
+        analyze_run *run = &runs[count++];
+        if (analyze_load_run(dir, run) != 0)
             return -1;
-        log_info("analyze: %s: %d tasks (%s), checkpoint %s", runs[r].dir, runs[r].tasks,
-                 runs[r].finished ? "finished" : "unfinished", runs[r].has_checkpoint ? "read" : "missing");
+        log_info("analyze: %s: %d tasks (%s), checkpoint %s", run->dir, run->tasks,
+                 run->finished ? "finished" : "unfinished", run->has_checkpoint ? "read" : "missing");
     }
+    if (count == 0)
+        return dmnsp_fail("analyze: none of the %d folders holds checkpoint.h5 or metrics.json", options->run_count);
     make_names_unique(runs, count);
 
     char out_dir[4200];

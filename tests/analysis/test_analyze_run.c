@@ -244,6 +244,13 @@ static void check_tables(void)
     free(table);
     check_csv("out_twice/run_a_1/metrics_per_task.csv", "task,acc,avg_acc,forgetting,bwt,fwt,nonfinite_count", 3);
 
+    /* Among several folders, one without run files is skipped. */
+    output = NULL;
+    CHECK_EQ_INT(run_analyze("runs/run_a runs/empty --out out_skip --no-plots", &output), 0);
+    CHECK_STR_CONTAINS(output ? output : "", "runs/empty: skipped");
+    free(output);
+    check_csv("out_skip/metrics_per_task.csv", "task,acc,avg_acc,forgetting,bwt,fwt,nonfinite_count", 3);
+
     /* Bad input: a folder without run files, and a damaged metrics.json. */
     output = NULL;
     CHECK_EQ_INT(run_analyze("runs/empty --out out_empty --no-plots", &output), 1);
