@@ -14,7 +14,9 @@ static const config_key schema[] = {
     {"dataset_root", CONFIG_PATH, "", NULL, NO_RANGE, "folder holding the dataset files"},
     {"class_order", CONFIG_PATH, "", NULL, NO_RANGE,
      "YAML file with `class_order: [...]` (dataset class ids in task order); empty: 0..C-1"},
-    {"class_names", CONFIG_PATH, "", NULL, NO_RANGE, "imagefolder: file with one class name per line"},
+    {"class_names", CONFIG_PATH, "", NULL, NO_RANGE,
+     "imagefolder: file with one class name per line, line k naming the k-th training folder in sorted (byte) order; "
+     "empty: the folder names"},
     {"initial_increment", CONFIG_INT, "10", NULL, 1, 1e6, "classes in the first task"},
     {"increment", CONFIG_INT, "${initial_increment}", NULL, 1, 1e6, "classes in every later task"},
     {"max_tasks", CONFIG_INT, "0", NULL, 0, 1e6, "run only the first N tasks (0: all)"},

@@ -257,15 +257,19 @@ static int write_imagefolder(const char *output, const generator_options *option
     int counts[2] = {options->train_per_class, options->test_per_class};
     snprintf(path, sizeof path, "%s/imagefolder", output);
     int status = make_folder(path);
+    /* Zero-padded to the widest index, so that sorted folder names keep
+     * class order (the reader sorts them). */
+    int digits = options->classes > 100 ? (options->classes > 1000 ? 4 : 3) : 2;
     for (int s = 0; status == 0 && s < 2; s++) {
         snprintf(path, sizeof path, "%s/imagefolder/%s", output, splits[s]);
         status = make_folder(path);
         for (int c = 0; status == 0 && c < options->classes; c++) {
-            snprintf(path, sizeof path, "%s/imagefolder/%s/class_%02d", output, splits[s], c);
+            snprintf(path, sizeof path, "%s/imagefolder/%s/class_%0*d", output, splits[s], digits, c);
             status = make_folder(path);
             for (int i = 0; status == 0 && i < counts[s]; i++) {
                 draw_class_image(pixels, width, height, 3, c, random);
-                snprintf(path, sizeof path, "%s/imagefolder/%s/class_%02d/image_%03d.png", output, splits[s], c, i);
+                snprintf(path, sizeof path, "%s/imagefolder/%s/class_%0*d/image_%03d.png", output, splits[s], digits,
+                         c, i);
                 status = image_write_png(path, pixels, width, height, 3);
             }
         }
