@@ -12,6 +12,7 @@
 #include "dmnsp/log.h"
 #include "dmnsp/rundir.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,6 +193,24 @@ static int evaluate_after_task(experiment *e, int task)
     return 0;
 }
 
+/* A run extended beyond the run it resumes (a larger max_tasks) never
+ * evaluated its first new task TASK before training it; this measures that
+ * forward-transfer entry with the adapters as they were after task TASK-1. */
+static int measure_missing_forward_transfer(experiment *e, int task)
+{
+    if (task == 0 || task >= e->sc.task_count || e->resumed.active ||
+        !isnan(metrics_accuracy(&e->metrics, task - 1, task)))
+        return 0;
+    int seen = e->sc.task_begin[task + 1];
+    long correct = 0, total = 0;
+    DMNSP_TRY(experiment_text_features(e, seen));
+    DMNSP_TRY(experiment_evaluate_task(e, task, seen, &correct, &total));
+    DMNSP_TRY(metrics_record(&e->metrics, task - 1, task, correct, total));
+    log_info("resume: task %d before training it: %.2f (forward transfer, which the resumed run did not measure)",
+             task, metrics_accuracy(&e->metrics, task - 1, task));
+    return 0;
+}
+
 /* ---- the run -------------------------------------------------------------- */
 
 static int prepare_folder(const config *cfg, rundir_plan *plan)
@@ -277,6 +296,8 @@ int experiment_train(const config *cfg)
                  e->output_dir);
 
     int task = e->first_task;
+    if (status == 0)
+        status = measure_missing_forward_transfer(e, task);
     for (; status == 0 && task < e->sc.task_count; task++) {
         long nonfinite = 0;
         double task_start = log_now();

@@ -68,6 +68,18 @@ strip() { grep -v '"summary"' "$1"; }
 diff <(strip runs/whole/metrics.json) <(strip runs/killed/metrics.json) >metrics.diff ||
     fail "resumed metrics differ from the uninterrupted run: $(cat metrics.diff)"
 
+# A finished 2-task run extended to all 3 tasks (resume=PATH, larger
+# max_tasks) measures the forward transfer of task 2 it never measured and
+# ends as the 3-task run.
+run 2 train small.yaml "${settings[@]}" max_tasks=2 output_dir=runs/two >two.log 2>&1 ||
+    fail "the 2-task run failed: $(tail -n 5 two.log)"
+run 2 train small.yaml "${settings[@]}" output_dir=runs/extended resume="$PWD/runs/two/checkpoint.h5" \
+    >extended.log 2>&1 || fail "extending the 2-task run failed: $(tail -n 5 extended.log)"
+grep -q "task 2 before training it: .* (forward transfer" extended.log ||
+    fail "the extended run did not measure task 2 before training it"
+diff <(strip runs/whole/metrics.json) <(strip runs/extended/metrics.json) >extended.diff ||
+    fail "the extended run differs from the 3-task run: $(cat extended.diff)"
+
 # SIGUSR1 (Slurm's --signal=USR1@SECONDS) saves progress after the next
 # step, and the run goes on to the same results.
 run 2 train small.yaml "${settings[@]}" output_dir=runs/usr1 >usr1.log 2>&1 &
