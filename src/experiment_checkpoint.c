@@ -612,6 +612,11 @@ int experiment_resume_from(experiment *e, const char *resume_path)
     if (status == 0 && tasks > e->sc.task_count)
         status = dmnsp_fail("resume: %s finished %d tasks but this scenario has only %d", resume_path, tasks,
                             e->sc.task_count);
+    int written_ranks = checkpoint_ranks(reader);
+    if (status == 0 && written_ranks > 0 && written_ranks != e->ranks)
+        log_warn("resume: %s was written by a run on %d rank%s and this run has %d; the results equal an "
+                 "uninterrupted run's only on the same number of ranks (reduction order differs)",
+                 resume_path, written_ranks, written_ranks == 1 ? "" : "s", e->ranks);
     /* /model contains the adapters of the latest save: after task tasks-1,
      * or inside task tasks when /optimizer exists. */
     int in_progress = status == 0 && checkpoint_has_optimizer(reader);
