@@ -12,6 +12,7 @@
  * OPENBLAS_NUM_THREADS.
  */
 #include "dmnsp/clip.h"
+#include "dmnsp/dist.h"
 #include "dmnsp/error.h"
 #include "dmnsp/ops.h"
 
@@ -82,6 +83,12 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    /* The thread defaults of dmnsp train (OpenMP 1 thread unless set), so
+     * that OpenMP and OpenBLAS threads do not spin against each other. */
+    char threads[160];
+    dist_default_threads(1, threads, sizeof threads);
+    printf("threads: %s\n", threads);
+
     int train = strcmp(mode, "train") == 0;
     if ((!train && strcmp(mode, "forward") != 0) || batch <= 0 || steps <= 0 || warmup < 0 || texts <= 0) {
         usage(argv[0]);

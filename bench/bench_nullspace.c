@@ -331,9 +331,21 @@ int main(int argc, char **argv)
         } else if (strcmp(arg, "--tasks") == 0 && has_value) {
             snprintf(b.tasks, sizeof b.tasks, "%s", argv[++i]);
         } else {
-            fprintf(stderr, "bench_nullspace: unknown or incomplete option '%s' (see the comment at the top of "
-                            "bench/bench_nullspace.c)\n", arg);
-            return 2;
+            int help = strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+            if (!help)
+                fprintf(stderr, "bench_nullspace: unknown or incomplete option '%s'\n\n", arg);
+            fprintf(help ? stdout : stderr,
+                    "usage: mpiexec -n R bench_nullspace [--images N] [--tokens T] [--blocks L] [--width D]\n"
+                    "           [--rank P] [--bottleneck B] [--solvers LIST] [--tasks LIST] [-- PETSc options]\n"
+                    "\n"
+                    "Times DMNSP's basis step, lambda step and projection on synthetic features.\n"
+                    "  --images N, --tokens T  basis batch of N images x T tokens (default 128 x 197)\n"
+                    "  --blocks L, --width D   L blocks of width D (default 12 x 768)\n"
+                    "  --rank P                rank of the features before noise (default 65)\n"
+                    "  --bottleneck B          adapter bottleneck of the projection (default 64)\n"
+                    "  --solvers LIST          comma-separated: lapack,scalapack,slepc (default all)\n"
+                    "  --tasks LIST            past-task counts for the projection (default 1,9)\n");
+            return help ? 0 : 2;
         }
     }
     if (b.images < 1 || b.tokens < 1 || b.blocks < 1 || b.width < 2 || b.rank < 1 || b.bottleneck < 1) {

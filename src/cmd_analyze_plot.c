@@ -447,7 +447,7 @@ int analyze_plot_sweep(const analyze_run *runs, int count, const char *out_dir, 
     if (f == NULL)
         return -1;
     size_t longest = 0;
-    fprintf(f, "# run, last, avg, avg_forgetting (summary line), forgetting after the last task\n$sweep << EOD\n");
+    fprintf(f, "# run, last, avg, forgetting after the last task (the summary's avg_forgetting)\n$sweep << EOD\n");
     for (int r = 0; r < count; r++) {
         const analyze_run *run = &runs[r];
         double last = analyze_last_accuracy(run);
@@ -462,7 +462,6 @@ int analyze_plot_sweep(const analyze_run *runs, int count, const char *out_dir, 
         fputc('"', f);
         put_value(f, last);
         put_value(f, avg);
-        put_value(f, run->finished ? run->avg_forgetting : NAN);
         put_value(f, run->tasks > 0 ? run->forgetting[run->tasks - 1] : NAN);
         fprintf(f, "\n");
     }
@@ -481,7 +480,6 @@ int analyze_plot_sweep(const analyze_run *runs, int count, const char *out_dir, 
             margin > 40 ? 40 : margin, left < 10 ? 10 : left > 40 ? 40 : left);
     fprintf(f, "plot $sweep using 2:xtic(1) lc rgb '#1f77b4' title 'last accuracy', "
                "'' using 3 lc rgb '#9ecae1' title 'average accuracy', "
-               "'' using 4 lc rgb '#d62728' title 'average forgetting', "
-               "'' using 5 lc rgb '#fc9272' title 'forgetting after the last task'\n");
+               "'' using 4 lc rgb '#d62728' title 'forgetting after the last task (mean over old tasks)'\n");
     return finish_script(f, script, png, out_dir, gnuplot, pngs);
 }
