@@ -137,11 +137,15 @@ static int open_prompts(experiment *e)
     const config *cfg = e->cfg;
     const char *vocab = config_get_string(cfg, "vocab");
     DMNSP_TRY(tokenizer_load(vocab, &e->vocabulary));
+    const char *random_weights = config_get_string(cfg, "weights")[0] == '\0'
+                                     ? " (a preset with random weights has the byte-level vocabulary: set vocab "
+                                       "to \"\", or give weights= of a released CLIP for its BPE vocabulary)"
+                                     : "";
     if (tokenizer_vocab_size(e->vocabulary) != e->model_config.vocab_size)
         return dmnsp_fail("vocabulary %s has %d token ids but the model's token embedding has %d rows; use the "
-                          "vocabulary the weights were trained with",
+                          "vocabulary the weights were trained with%s",
                           vocab[0] ? vocab : "(byte level)", tokenizer_vocab_size(e->vocabulary),
-                          e->model_config.vocab_size);
+                          e->model_config.vocab_size, random_weights);
 
     int classes = e->sc.class_count;
     const char **names = malloc((size_t)dataset_class_count(e->train_set) * sizeof *names);

@@ -79,8 +79,12 @@ int main(void)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/clip/bpe_simple_vocab_16e6.txt.gz", test_env("DMNSP_SHARED_DATA", "."));
-    if (access(path, R_OK) != 0)
-        test_skip("CLIP's bpe_simple_vocab_16e6.txt.gz is not available");
+    if (access(path, R_OK) != 0) {
+        char reason[4200];
+        snprintf(reason, sizeof reason, "CLIP's vocabulary is not at %s (set the CMake variable DMNSP_SHARED_DATA)",
+                 path);
+        test_skip(reason);
+    }
 
     clock_t start = clock();
     tokenizer *t = NULL;
