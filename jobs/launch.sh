@@ -46,6 +46,26 @@ dmnsp_config_path() {
 }
 
 # dmnsp_launch NAME LAUNCHER: LAUNCHER is "srun" or "mpirun".
+# dmnsp_job_overrides: sets job_overrides to the key=value overrides that
+# DATA_ROOT, WEIGHTS, VOCAB and EXTRA ask for, and job_petsc to the PETSc
+# options of EXTRA (its first word starting with '-' and everything after).
+dmnsp_job_overrides() {
+    job_overrides=() job_petsc=()
+    [[ -n ${DATA_ROOT:-} ]] && job_overrides+=("dataset_root=$DATA_ROOT")
+    [[ -n ${WEIGHTS:-} ]] && job_overrides+=("weights=$WEIGHTS")
+    [[ -n ${VOCAB:-} ]] && job_overrides+=("vocab=$VOCAB")
+    local -a words=()
+    read -r -a words <<<"${EXTRA:-}"
+    local word
+    for word in "${words[@]}"; do
+        if [[ ${#job_petsc[@]} -gt 0 || $word == -* ]]; then
+            job_petsc+=("$word")
+        else
+            job_overrides+=("$word")
+        fi
+    done
+}
+
 dmnsp_launch() {
     local name=$1 launcher=$2
     : "${DMNSP_ROOT:?set DMNSP_ROOT to the dmnsp source tree (or submit from it)}"
@@ -75,25 +95,11 @@ dmnsp_launch() {
         return 0
     fi
 
-    local -a overrides=("output_dir=$output_dir" "resume=auto")
-    [[ -n ${DATA_ROOT:-} ]] && overrides+=("dataset_root=$DATA_ROOT")
-    [[ -n ${WEIGHTS:-} ]] && overrides+=("weights=$WEIGHTS")
-    [[ -n ${VOCAB:-} ]] && overrides+=("vocab=$VOCAB")
-    # EXTRA: key=value overrides first, then PETSc options (the first word
-    # starting with '-' and everything after it).
-    local -a words=() extra=() petsc=()
-    read -r -a words <<<"${EXTRA:-}"
-    local word
-    for word in "${words[@]}"; do
-        if [[ ${#petsc[@]} -gt 0 || $word == -* ]]; then
-            petsc+=("$word")
-        else
-            extra+=("$word")
-        fi
-    done
+    local -a overrides=("output_dir=$output_dir" "resume=auto") job_overrides job_petsc
+    dmnsp_job_overrides
 
     # Validate the overrides before waiting for ranks to start.
-    "$dmnsp" config "$config" "${overrides[@]}" "${extra[@]}" >/dev/null || return 1
+    "$dmnsp" config "$config" "${overrides[@]}" "${job_overrides[@]}" >/dev/null || return 1
 
     local -a command
     case $launcher in
@@ -119,6 +125,6 @@ dmnsp_launch() {
     esac
 
     echo "dmnsp-job: $(date -u '+%Y-%m-%d %H:%M:%S') config $config -> $output_dir"
-    echo "dmnsp-job: ${command[*]} $dmnsp train $config ${overrides[*]} ${extra[*]} ${petsc[*]}"
-    "${command[@]}" "$dmnsp" train "$config" "${overrides[@]}" "${extra[@]}" "${petsc[@]}"
+    echo "dmnsp-job: ${command[*]} $dmnsp train $config ${overrides[*]} ${job_overrides[*]} ${job_petsc[*]}"
+    "${command[@]}" "$dmnsp" train "$config" "${overrides[@]}" "${job_overrides[@]}" "${job_petsc[@]}"
 }

@@ -88,16 +88,10 @@ submit_usage() {
 submit_check_settings() {
     local config=$root/configs/class/$name.yaml
     local dmnsp=${DMNSP:-$root/build/dmnsp}
-    local -a overrides=() words=()
-    [[ -n ${DATA_ROOT:-} ]] && overrides+=("dataset_root=$DATA_ROOT")
-    [[ -n ${WEIGHTS:-} ]] && overrides+=("weights=$WEIGHTS")
-    [[ -n ${VOCAB:-} ]] && overrides+=("vocab=$VOCAB")
-    read -r -a words <<<"${EXTRA:-}"
-    local word
-    for word in "${words[@]}"; do
-        [[ $word == -* ]] && break
-        overrides+=("$word")
-    done
+    # shellcheck source=jobs/launch.sh
+    source "$root/jobs/launch.sh"
+    local -a job_overrides job_petsc
+    dmnsp_job_overrides
     local variable
     for variable in DATA_ROOT WEIGHTS VOCAB; do
         if [[ -n ${!variable:-} && ! -e ${!variable} ]]; then
@@ -108,7 +102,7 @@ submit_check_settings() {
         echo "submit: note: $dmnsp not found, so the settings are not checked before submitting" >&2
         return 0
     fi
-    if ! "$dmnsp" config "$config" "${overrides[@]}" >/dev/null; then
+    if ! "$dmnsp" config "$config" "${job_overrides[@]}" >/dev/null; then
         echo "submit: the settings above are invalid; nothing was submitted" >&2
         exit 1
     fi
