@@ -171,6 +171,17 @@ static int train_task(experiment *e, int task, long *nonfinite)
     return 0;
 }
 
+/* Records forward transfer: task TASK (> 0) evaluated before training it,
+ * classified among all classes up to its end, in row TASK-1. */
+static int evaluate_before_training(experiment *e, int task)
+{
+    int seen = e->sc.task_begin[task + 1];
+    long correct = 0, total = 0;
+    DMNSP_TRY(experiment_text_features(e, seen));
+    DMNSP_TRY(experiment_evaluate_task(e, task, seen, &correct, &total));
+    return metrics_record(&e->metrics, task - 1, task, correct, total);
+}
+
 static int evaluate_after_task(experiment *e, int task)
 {
     int seen = e->sc.task_begin[task + 1];
@@ -180,32 +191,20 @@ static int evaluate_after_task(experiment *e, int task)
         DMNSP_TRY(experiment_evaluate_task(e, j, seen, &correct, &total));
         DMNSP_TRY(metrics_record(&e->metrics, task, j, correct, total));
     }
-
-    /* Forward transfer: the next task before training it, classified among
-     * all classes up to its end. */
-    if (task + 1 < e->sc.task_count) {
-        int next_seen = e->sc.task_begin[task + 2];
-        DMNSP_TRY(experiment_text_features(e, next_seen));
-        long correct = 0, total = 0;
-        DMNSP_TRY(experiment_evaluate_task(e, task + 1, next_seen, &correct, &total));
-        DMNSP_TRY(metrics_record(&e->metrics, task, task + 1, correct, total));
-    }
+    if (task + 1 < e->sc.task_count)
+        DMNSP_TRY(evaluate_before_training(e, task + 1));
     return 0;
 }
 
-/* A run extended beyond the run it resumes (a larger max_tasks) never
- * evaluated its first new task TASK before training it; this measures that
- * forward-transfer entry with the adapters as they were after task TASK-1. */
+/* Measures the forward transfer of TASK when the resumed run never did.
+ * That happens when a run is extended beyond the one it resumes (a larger
+ * max_tasks). The adapters are still those after task TASK-1. */
 static int measure_missing_forward_transfer(experiment *e, int task)
 {
     if (task == 0 || task >= e->sc.task_count || e->resumed.active ||
         !isnan(metrics_accuracy(&e->metrics, task - 1, task)))
         return 0;
-    int seen = e->sc.task_begin[task + 1];
-    long correct = 0, total = 0;
-    DMNSP_TRY(experiment_text_features(e, seen));
-    DMNSP_TRY(experiment_evaluate_task(e, task, seen, &correct, &total));
-    DMNSP_TRY(metrics_record(&e->metrics, task - 1, task, correct, total));
+    DMNSP_TRY(evaluate_before_training(e, task));
     log_info("resume: task %d before training it: %.2f (forward transfer, which the resumed run did not measure)",
              task, metrics_accuracy(&e->metrics, task - 1, task));
     return 0;
@@ -240,7 +239,7 @@ static int write_run_files(experiment *e)
 }
 
 /* Opens the log file on rank 0 before anything else is logged, so that it
- * holds the whole run, the thread and model lines included. */
+ * contains the whole run, the thread and model lines included. */
 static int open_log(const config *cfg)
 {
     const char *log_path = config_get_string(cfg, "log_path");
