@@ -125,11 +125,9 @@ static int read_adapters(const config *cfg, const char *path, int task, clip_mod
         status = dmnsp_fail("%s finished tasks 0..%d; --task %d is not one of them", path, *finished - 1, task);
     if (status == 0 && task >= 0 && !checkpoint_task_stored(reader, task))
         status = dmnsp_fail("%s has no snapshot of task %d (the run kept only some tasks)", path, task);
-    if (status == 0 && task >= 0)
-        status = checkpoint_read_task_adapters(reader, mc, task, clip_model_adapters(model));
-    else if (status == 0)
-        status = checkpoint_read_task_adapters(reader, mc, *finished - 1, clip_model_adapters(model));
     *exported_task = task >= 0 ? task : *finished - 1;
+    if (status == 0)
+        status = checkpoint_read_task_adapters(reader, mc, *exported_task, clip_model_adapters(model));
     checkpoint_close(reader);
     return status;
 }
