@@ -352,13 +352,13 @@ static int parse_options(int argc, char **argv, analyze_options *options)
 static int analyze_all(const analyze_options *options, analyze_run *runs, analyze_file_list *run_pngs,
                        analyze_file_list *sweep_pngs)
 {
-    /* With several folders, one that holds no run files (a run that failed
+    /* With several folders, one that contains no run files (a run that failed
      * at its start) is skipped instead of stopping the whole analysis. */
     int count = 0;
     for (int i = 0; i < options->run_count; i++) {
         const char *dir = options->run_dirs[i];
         if (options->run_count > 1 && !has_run_files(dir)) {
-            log_warn("analyze: %s: skipped, it holds neither checkpoint.h5 nor metrics.json", dir);
+            log_warn("analyze: %s: skipped because checkpoint.h5 and metrics.json are missing", dir);
             continue;
         }
         analyze_run *run = &runs[count++];
@@ -368,7 +368,7 @@ static int analyze_all(const analyze_options *options, analyze_run *runs, analyz
                  run->finished ? "finished" : "unfinished", run->has_checkpoint ? "read" : "missing");
     }
     if (count == 0)
-        return dmnsp_fail("analyze: none of the %d folders holds checkpoint.h5 or metrics.json", options->run_count);
+        return dmnsp_fail("analyze: checkpoint.h5 and metrics.json are missing in all %d folders", options->run_count);
     make_names_unique(runs, count);
 
     char out_dir[4200];

@@ -470,14 +470,20 @@ int analyze_plot_sweep(const analyze_run *runs, int count, const char *out_dir, 
     fprintf(f, "set title 'Sweep: accuracy and forgetting per run (unfinished runs: values after their last task)'\n");
     fprintf(f, "set style data histograms\nset style histogram clustered gap 1\n");
     fprintf(f, "set style fill solid 0.85 border -1\nset boxwidth 0.9\n");
-    /* Percentages end at 100; the band above holds the key, clear of the bars. */
+    /* Percentages end at 100, so the band above 100 keeps the key clear of the bars. */
     fprintf(f, "set ylabel 'percent'\nset yrange [0:118]\nset ytics 0,10,100\n");
     fprintf(f, "set key inside top center horizontal noenhanced\n");
     fprintf(f, "set xrange [-0.6:%d.6]\nset xlabel 'sweep point (run folder)' offset 0,-1\n", count - 1);
     /* Rotated labels end at their tick, so the first one reaches left. */
     int left = (int)(0.75 * (double)longest);
+    if (left < 10)
+        left = 10;
+    if (left > 40)
+        left = 40;
+    if (margin > 40)
+        margin = 40;
     fprintf(f, "set xtics rotate by 30 right nomirror noenhanced\nset bmargin %d\nset lmargin %d\nset grid ytics\n",
-            margin > 40 ? 40 : margin, left < 10 ? 10 : left > 40 ? 40 : left);
+            margin, left);
     fprintf(f, "plot $sweep using 2:xtic(1) lc rgb '#1f77b4' title 'last accuracy', "
                "'' using 3 lc rgb '#9ecae1' title 'average accuracy', "
                "'' using 4 lc rgb '#d62728' title 'forgetting after the last task (mean over old tasks)'\n");

@@ -209,13 +209,13 @@ static int load_mapping(config *c, yaml_document_t *doc, yaml_node_t *mapping, c
     return 0;
 }
 
-/* Parses PATH, a file of the kind WHAT ("config file"), into a document;
- * on failure records "PATH:line:col: problem". */
-static int parse_yaml_file(const char *path, const char *what, yaml_document_t *doc)
+/* Parses PATH into a document. Messages call the file DESCRIPTION ("config
+ * file"); a parse error is recorded as "PATH:line:col: problem". */
+static int parse_yaml_file(const char *path, const char *description, yaml_document_t *doc)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
-        return dmnsp_fail("%s: cannot open %s: %s", path, what, strerror(errno));
+        return dmnsp_fail("%s: cannot open %s: %s", path, description, strerror(errno));
 
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {
@@ -737,10 +737,10 @@ int config_read_int_list(const char *path, const char *key, int **values, int *c
     *values = NULL;
     *count = 0;
     yaml_document_t doc;
-    char what[128];
-    snprintf(what, sizeof what, "the %s file (a relative path in a config file starts from that file's folder)",
-             key);
-    DMNSP_TRY(parse_yaml_file(path, what, &doc));
+    char description[128];
+    snprintf(description, sizeof description,
+             "the %s file (a relative path in a config file starts from that file's folder)", key);
+    DMNSP_TRY(parse_yaml_file(path, description, &doc));
 
     int status = 0;
     yaml_node_t *root = yaml_document_get_root_node(&doc);

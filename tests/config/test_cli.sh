@@ -43,7 +43,7 @@ expect 0 "increment: 10" -- "$dmnsp" config "$configs/cifar100_10-10.yaml"
 expect 1 "lamda_scale" -- "$dmnsp" config "$configs/cifar100_10-10.yaml" lamda_scale=10
 expect 1 "cannot open config file" -- "$dmnsp" config no_such_config.yaml
 
-# configs/README.md holds the current key table.
+# configs/README.md contains the current key table.
 keys_doc=${DMNSP_SOURCE_DIR}/configs/README.md
 if diff <("$dmnsp" config --keys) <(sed -n '/<!-- generated: dmnsp config --keys -->/,$p' "$keys_doc" | tail -n +2) \
     >keys.diff; then

@@ -259,7 +259,11 @@ static int write_imagefolder(const char *output, const generator_options *option
     int status = make_folder(path);
     /* Zero-padded to the widest index, so that sorted folder names keep
      * class order (the reader sorts them). */
-    int digits = options->classes > 100 ? (options->classes > 1000 ? 4 : 3) : 2;
+    int digits = 2;
+    if (options->classes > 100)
+        digits = 3;
+    if (options->classes > 1000)
+        digits = 4;
     for (int s = 0; status == 0 && s < 2; s++) {
         snprintf(path, sizeof path, "%s/imagefolder/%s", output, splits[s]);
         status = make_folder(path);

@@ -12,7 +12,7 @@ run 2 train small.yaml "${settings[@]}" output_dir=runs/whole >whole.log 2>&1 ||
     finish
 }
 
-# wait_for_line LINE LOG LAUNCHER: polls LOG until it holds LINE (returns
+# wait_for_line LINE LOG LAUNCHER: polls LOG until it contains LINE (returns
 # 0), LAUNCHER ends (1) or 240 s pass (2): on a loaded machine the first
 # tasks can take a while.
 wait_for_line() {
@@ -93,7 +93,7 @@ diff <(strip runs/whole/metrics.json) <(strip runs/usr1/metrics.json) >usr1.diff
     fail "a progress save changed the metrics: $(cat usr1.diff)"
 
 # SIGTERM (what a scheduler sends at the time limit) leaves a line in the
-# log that says how to continue.
+# log that tells how to continue.
 run 2 train small.yaml "${settings[@]}" output_dir=runs/term >term.log 2>&1 &
 launcher=$!
 wait_for_line "=== task 1 of 0..2" runs/term/train.log "$launcher"
