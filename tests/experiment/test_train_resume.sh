@@ -77,6 +77,11 @@ run 2 train small.yaml "${settings[@]}" output_dir=runs/extended resume="$PWD/ru
     >extended.log 2>&1 || fail "extending the 2-task run failed: $(tail -n 5 extended.log)"
 grep -q "task 2 before training it: .* (forward transfer" extended.log ||
     fail "the extended run did not measure task 2 before training it"
+# The same extension on 1 rank warns that the checkpoint came from 2.
+run 1 train small.yaml "${settings[@]}" max_tasks=2 output_dir=runs/one-rank resume="$PWD/runs/two/checkpoint.h5" \
+    >one-rank.log 2>&1 || fail "resuming on 1 rank failed: $(tail -n 5 one-rank.log)"
+grep -q "was written by a run on 2 ranks and this run has 1" one-rank.log ||
+    fail "resuming on another rank count gave no warning"
 diff <(strip runs/whole/metrics.json) <(strip runs/extended/metrics.json) >extended.diff ||
     fail "the extended run differs from the 3-task run: $(cat extended.diff)"
 
