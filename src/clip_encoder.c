@@ -58,6 +58,8 @@ typedef struct {
     /* the last forward */
     int have_forward;
     int batch, tokens, train;
+    int pooled_last;     /* the last block ran on the pooled rows only */
+    const int *pool_row; /* pooled token of every sample: NULL (token 0) or eot */
     long sample_offset;
     clip_dropout_key key;
 } encoder_state;
@@ -249,36 +251,67 @@ static float *input_of(encoder_state *e, int block)
     return e->keep ? e->inputs[block] : e->inputs[block % 2];
 }
 
-/* Forward of block BLOCK on e->batch samples of e->tokens tokens: reads the
- * block input, writes X_OUT [N, C], the adapter output and the saved
- * activations. */
-static void block_forward(const clip_model *m, encoder_state *e, int block, float *x_out)
+static const clip_block_weights *weights_of(const clip_model *m, const encoder_state *e, int block)
+{
+    return e->modality == CLIP_VISUAL ? &m->visual_blocks[block] : &m->text_blocks[block];
+}
+
+/* Whether block BLOCK of the current forward runs on the pooled row of
+ * every sample only: the last block, unless every token was asked for.
+ * The features read nothing else from it. */
+static int pooled_block(const encoder_state *e, int block)
+{
+    return e->pooled_last && block == e->layers - 1;
+}
+
+/* DST [B, C] = row TOKENS[b] (NULL: row 0) of sample b of SRC [B, T, C]. */
+static void gather_rows(float *dst, const float *src, const int *tokens, int B, int T, int C)
+{
+    for (int b = 0; b < B; b++) {
+        int row = tokens != NULL ? tokens[b] : 0;
+        memcpy(dst + (size_t)b * C, src + ((size_t)b * T + row) * C, (size_t)C * sizeof(float));
+    }
+}
+
+/* DST [B, T, C] row TOKENS[b] of sample b += SRC [B, C] row b. */
+static void scatter_add_rows(float *dst, const float *src, const int *tokens, int B, int T, int C)
+{
+    for (int b = 0; b < B; b++) {
+        float *d = dst + ((size_t)b * T + (tokens != NULL ? tokens[b] : 0)) * C;
+        const float *r = src + (size_t)b * C;
+        for (int i = 0; i < C; i++)
+            d[i] += r[i];
+    }
+}
+
+/* The adapter and MLP half of block BLOCK, on the stream after attention
+ * that s->x_mid holds (every token, or the pooled rows):
+ *     a = scale · up(dropout(relu(down(x_mid))))
+ *     x_out = x_mid + c_proj(quickgelu(c_fc(ln_2(x_mid)))) + a */
+static void block_forward_tail(const clip_model *m, encoder_state *e, int block, float *x_out)
 {
     const clip_config *c = &m->config;
-    const clip_block_weights *w = e->modality == CLIP_VISUAL ? &m->visual_blocks[block] : &m->text_blocks[block];
+    const clip_block_weights *w = weights_of(m, e, block);
     clip_adapter_view adapter;
     clip_adapter_block(c, m->adapters, e->modality, block, &adapter);
 
-    int B = e->batch, T = e->tokens, N = B * T, C = e->width, K = e->bottleneck;
-    int causal = e->modality == CLIP_TEXT;
+    int pooled = pooled_block(e, block);
+    int B = e->batch, T = e->tokens, N = pooled ? B : B * T, C = e->width, K = e->bottleneck;
     block_saved *s = saved_of(e, block);
-    const float *x = input_of(e, block);
     float *a = e->adapter_out[block];
     float *z = e->adapter_hidden[block];
 
-    /* x_mid = x + out_proj(attn(ln_1(x))) */
-    layernorm_forward(e->ln, s->ln_1_mean, s->ln_1_rstd, x, w->ln_1_w, w->ln_1_b, N, C);
-    linear_forward(s->qkv, e->ln, w->in_proj_w, w->in_proj_b, N, C, 3 * C);
-    attention_forward(e->attn_y, s->att, s->qkv, B, T, C, e->heads, causal);
-    linear_forward(e->tmp, e->attn_y, w->out_proj_w, w->out_proj_b, N, C, C);
-    residual_forward(s->x_mid, x, e->tmp, (size_t)N * C);
-
-    /* a = scale · up(dropout(relu(down(x_mid)))) */
     linear_forward(s->down, s->x_mid, adapter.down_w, adapter.down_b, N, C, K);
     relu_forward(z, s->down, (size_t)N * K);
-    if (e->train)
-        dropout_forward(z, z, B, T, K, c->adapter_dropout, e->key.seed,
-                        clip_dropout_stream(e->key, e->modality, block), e->sample_offset, e->max_tokens);
+    if (e->train) {
+        uint64_t stream = clip_dropout_stream(e->key, e->modality, block);
+        if (pooled)
+            dropout_tokens_forward(z, z, B, e->pool_row, K, c->adapter_dropout, e->key.seed, stream,
+                                   e->sample_offset, e->max_tokens);
+        else
+            dropout_forward(z, z, B, T, K, c->adapter_dropout, e->key.seed, stream, e->sample_offset,
+                            e->max_tokens);
+    }
     linear_forward(a, z, adapter.up_w, adapter.up_b, N, K, C);
     float scale = c->adapter_scale;
     size_t NC = (size_t)N * C;
@@ -286,7 +319,6 @@ static void block_forward(const clip_model *m, encoder_state *e, int block, floa
     for (size_t i = 0; i < NC; i++)
         a[i] *= scale;
 
-    /* x_out = x_mid + c_proj(quickgelu(c_fc(ln_2(x_mid)))) + a */
     layernorm_forward(e->ln, s->ln_2_mean, s->ln_2_rstd, s->x_mid, w->ln_2_w, w->ln_2_b, N, C);
     linear_forward(s->fc, e->ln, w->c_fc_w, w->c_fc_b, N, C, 4 * C);
     quickgelu_forward(e->gelu, s->fc, (size_t)N * 4 * C);
@@ -296,33 +328,56 @@ static void block_forward(const clip_model *m, encoder_state *e, int block, floa
         x_out[i] = s->x_mid[i] + e->tmp[i] + a[i];
 }
 
-/* Backward of block BLOCK: e->d_x contains the gradient of the block output
- * on entry and the gradient of the block input on return (not computed for
- * block 0, whose input needs none). Adds the adapter gradients into GRADS. */
-static void block_backward(const clip_model *m, encoder_state *e, int block, float *grads)
+/* Forward of block BLOCK on e->batch samples of e->tokens tokens: reads the
+ * block input, writes X_OUT, the adapter output and the saved activations.
+ * X_OUT is [N, C], or [B, C] (the pooled rows) in a pooled block, which
+ * computes keys and values for every token and everything else for the
+ * pooled rows only. Its saved qkv then contains k and v [N, 2C] followed by
+ * the pooled queries [B, C], and att the [B, H, T] probabilities. */
+static void block_forward(const clip_model *m, encoder_state *e, int block, float *x_out)
+{
+    const clip_block_weights *w = weights_of(m, e, block);
+    int B = e->batch, T = e->tokens, N = B * T, C = e->width, H = e->heads;
+    int causal = e->modality == CLIP_TEXT;
+    block_saved *s = saved_of(e, block);
+    const float *x = input_of(e, block);
+
+    /* x_mid = x + out_proj(attn(ln_1(x))) */
+    layernorm_forward(e->ln, s->ln_1_mean, s->ln_1_rstd, x, w->ln_1_w, w->ln_1_b, N, C);
+    if (pooled_block(e, block)) {
+        float *kv = s->qkv, *q = s->qkv + (size_t)N * 2 * C;
+        linear_forward(kv, e->ln, w->in_proj_w + (size_t)C * C, w->in_proj_b + C, N, C, 2 * C);
+        gather_rows(e->attn_y, e->ln, e->pool_row, B, T, C);
+        linear_forward(q, e->attn_y, w->in_proj_w, w->in_proj_b, B, C, C);
+        attention_query_forward(e->attn_y, s->att, q, kv, e->pool_row, B, T, C, H, causal);
+        linear_forward(e->tmp, e->attn_y, w->out_proj_w, w->out_proj_b, B, C, C);
+        gather_rows(s->x_mid, x, e->pool_row, B, T, C);
+        residual_forward(s->x_mid, s->x_mid, e->tmp, (size_t)B * C);
+    } else {
+        linear_forward(s->qkv, e->ln, w->in_proj_w, w->in_proj_b, N, C, 3 * C);
+        attention_forward(e->attn_y, s->att, s->qkv, B, T, C, H, causal);
+        linear_forward(e->tmp, e->attn_y, w->out_proj_w, w->out_proj_b, N, C, C);
+        residual_forward(s->x_mid, x, e->tmp, (size_t)N * C);
+    }
+    block_forward_tail(m, e, block, x_out);
+}
+
+/* Backward of the adapter and MLP half of block BLOCK: e->d_x holds the
+ * gradient of the block output (rows as in the forward). Adds the adapter
+ * gradients into GRADS and, when NEED_MID, leaves the gradient of the
+ * stream after attention in e->d_mid. */
+static void block_backward_tail(const clip_model *m, encoder_state *e, int block, int need_mid, float *grads)
 {
     const clip_config *c = &m->config;
-    const clip_block_weights *w = e->modality == CLIP_VISUAL ? &m->visual_blocks[block] : &m->text_blocks[block];
+    const clip_block_weights *w = weights_of(m, e, block);
     clip_adapter_view adapter, d_adapter;
     clip_adapter_block(c, m->adapters, e->modality, block, &adapter);
     clip_adapter_block(c, grads, e->modality, block, &d_adapter);
 
-    int B = e->batch, T = e->tokens, N = B * T, C = e->width, K = e->bottleneck;
-    int causal = e->modality == CLIP_TEXT;
+    int pooled = pooled_block(e, block);
+    int B = e->batch, T = e->tokens, N = pooled ? B : B * T, C = e->width, K = e->bottleneck;
     size_t NC = (size_t)N * C, NK = (size_t)N * K, N4C = 4 * NC;
     block_saved *s = saved_of(e, block);
-    const float *x = input_of(e, block);
-
-    /* Recompute the block's activations from its saved input. The output
-     * goes to scratch; the adapter output and hidden activations are
-     * rewritten with equal values. */
-    if (e->recompute)
-        block_forward(m, e, block, e->d_big2);
-
-    /* The first block's adapter weights need only the gradient of the
-     * block output, so the gradient of its stream after attention (MLP
-     * branch, adapter input) is computed for later blocks only. */
-    int need_mid = block > 0;
 
     if (need_mid) {
         /* residual: the stream after attention gets the output gradient */
@@ -344,40 +399,88 @@ static void block_backward(const clip_model *m, encoder_state *e, int block, flo
 #pragma omp parallel for simd schedule(static) if (NC >= 32768)
     for (size_t i = 0; i < NC; i++)
         e->d_small[i] = scale * e->d_x[i];
-    uint64_t stream = clip_dropout_stream(e->key, e->modality, block);
     memset(e->d_hidden1, 0, NK * sizeof(float));
     linear_backward(e->d_hidden1, d_adapter.up_w, d_adapter.up_b, e->d_small, e->adapter_hidden[block], adapter.up_w,
                     N, K, C);
     memset(e->d_hidden2, 0, NK * sizeof(float));
-    if (e->train)
+    uint64_t stream = clip_dropout_stream(e->key, e->modality, block);
+    if (!e->train)
+        memcpy(e->d_hidden2, e->d_hidden1, NK * sizeof(float));
+    else if (pooled)
+        dropout_tokens_backward(e->d_hidden2, e->d_hidden1, B, e->pool_row, K, c->adapter_dropout, e->key.seed, stream,
+                                e->sample_offset, e->max_tokens);
+    else
         dropout_backward(e->d_hidden2, e->d_hidden1, B, T, K, c->adapter_dropout, e->key.seed, stream,
                          e->sample_offset, e->max_tokens);
-    else
-        memcpy(e->d_hidden2, e->d_hidden1, NK * sizeof(float));
     memset(e->d_hidden1, 0, NK * sizeof(float));
     relu_backward(e->d_hidden1, e->d_hidden2, s->down, NK);
     linear_backward(need_mid ? e->d_mid : NULL, d_adapter.down_w, d_adapter.down_b, e->d_hidden1, s->x_mid,
                     adapter.down_w, N, C, K);
+}
+
+/* Backward of block BLOCK: e->d_x contains the gradient of the block output
+ * on entry ([B, C] in a pooled block) and the gradient of the block input
+ * [N, C] on return (not computed for block 0, whose input needs none).
+ * Adds the adapter gradients into GRADS. */
+static void block_backward(const clip_model *m, encoder_state *e, int block, float *grads)
+{
+    const clip_block_weights *w = weights_of(m, e, block);
+    int B = e->batch, T = e->tokens, N = B * T, C = e->width, H = e->heads;
+    int causal = e->modality == CLIP_TEXT;
+    size_t NC = (size_t)N * C;
+    block_saved *s = saved_of(e, block);
+    const float *x = input_of(e, block);
+
+    /* Recompute the block's activations from its saved input. The output
+     * goes to scratch; the adapter output and hidden activations are
+     * rewritten with equal values. */
+    if (e->recompute)
+        block_forward(m, e, block, e->d_big2);
+
+    /* The first block's adapter weights need only the gradient of the
+     * block output, so the gradient of its stream after attention (MLP
+     * branch, adapter input) is computed for later blocks only. */
+    int need_mid = block > 0;
+    block_backward_tail(m, e, block, need_mid, grads);
     if (!need_mid)
         return;
 
     /* attention branch, frozen weights; the residual passes d_mid through */
-    memcpy(e->d_x, e->d_mid, NC * sizeof(float));
-    memset(e->d_small, 0, NC * sizeof(float));
-    linear_backward(e->d_small, NULL, NULL, e->d_mid, NULL, w->out_proj_w, N, C, C);
-    memset(e->d_big1, 0, 3 * NC * sizeof(float));
-    attention_backward(e->d_big1, e->d_scores, e->d_small, s->att, s->qkv, B, T, C, e->heads, causal);
-    memset(e->d_small, 0, NC * sizeof(float));
-    linear_backward(e->d_small, NULL, NULL, e->d_big1, NULL, w->in_proj_w, N, C, 3 * C);
+    if (pooled_block(e, block)) {
+        const float *kv = s->qkv, *q = s->qkv + NC * 2;
+        float *d_q = e->d_pooled, *d_kv = e->d_big1;
+        memset(e->d_small, 0, (size_t)B * C * sizeof(float));
+        linear_backward(e->d_small, NULL, NULL, e->d_mid, NULL, w->out_proj_w, B, C, C);
+        memset(d_q, 0, (size_t)B * C * sizeof(float));
+        memset(d_kv, 0, 2 * NC * sizeof(float));
+        attention_query_backward(d_q, d_kv, e->d_scores, e->d_small, s->att, q, kv, e->pool_row, B, T, C, H, causal);
+        /* gradient of ln_1's output: every token through k and v, the
+         * pooled rows through q as well */
+        memset(e->d_small, 0, NC * sizeof(float));
+        linear_backward(e->d_small, NULL, NULL, d_kv, NULL, w->in_proj_w + (size_t)C * C, N, C, 2 * C);
+        memset(e->tmp, 0, (size_t)B * C * sizeof(float));
+        linear_backward(e->tmp, NULL, NULL, d_q, NULL, w->in_proj_w, B, C, C);
+        scatter_add_rows(e->d_small, e->tmp, e->pool_row, B, T, C);
+        memset(e->d_x, 0, NC * sizeof(float));
+        scatter_add_rows(e->d_x, e->d_mid, e->pool_row, B, T, C);
+    } else {
+        memcpy(e->d_x, e->d_mid, NC * sizeof(float));
+        memset(e->d_small, 0, NC * sizeof(float));
+        linear_backward(e->d_small, NULL, NULL, e->d_mid, NULL, w->out_proj_w, N, C, C);
+        memset(e->d_big1, 0, 3 * NC * sizeof(float));
+        attention_backward(e->d_big1, e->d_scores, e->d_small, s->att, s->qkv, B, T, C, H, causal);
+        memset(e->d_small, 0, NC * sizeof(float));
+        linear_backward(e->d_small, NULL, NULL, e->d_big1, NULL, w->in_proj_w, N, C, 3 * C);
+    }
     layernorm_backward(e->d_x, e->d_small, x, w->ln_1_w, s->ln_1_mean, s->ln_1_rstd, N, C);
 }
 
 /* ---- shared encoder steps ----------------------------------------------- */
 
-/* Runs the blocks over inputs[0] and pools row POOL_ROW[b] (or token 0 when
- * NULL) of every sample through the final layernorm and projection. */
+/* Runs the blocks over inputs[0] and pools row e->pool_row[b] (or token 0
+ * when NULL) of every sample through the final layernorm and projection. */
 static void encoder_forward_blocks(const clip_model *m, encoder_state *e, const float *ln_w, const float *ln_b,
-                                   const float *proj, const int *pool_row, float *features)
+                                   const float *proj, float *features)
 {
     for (int block = 0; block < e->layers; block++) {
         float *x_out = e->keep ? e->inputs[block + 1] : e->inputs[(block + 1) % 2];
@@ -385,17 +488,17 @@ static void encoder_forward_blocks(const clip_model *m, encoder_state *e, const 
     }
     const float *x_final = input_of(e, e->layers);
 
-    int B = e->batch, T = e->tokens, C = e->width;
-    for (int b = 0; b < B; b++) {
-        int row = pool_row != NULL ? pool_row[b] : 0;
-        memcpy(e->pooled + (size_t)b * C, x_final + ((size_t)b * T + row) * C, (size_t)C * sizeof(float));
-    }
+    int B = e->batch, C = e->width;
+    if (e->pooled_last)
+        memcpy(e->pooled, x_final, (size_t)B * C * sizeof(float));
+    else
+        gather_rows(e->pooled, x_final, e->pool_row, B, e->tokens, C);
     layernorm_forward(e->pooled_ln, e->pooled_mean, e->pooled_rstd, e->pooled, ln_w, ln_b, B, C);
     projection_forward(features, e->pooled_ln, proj, B, C, m->config.embed_dim);
 }
 
 static int encoder_backward(const clip_model *m, encoder_state *e, const float *ln_w, const float *proj,
-                            const int *pool_row, const float *d_features, float *grads, const char *what)
+                            const float *d_features, float *grads, const char *what)
 {
     if (!e->enabled)
         return dmnsp_fail("clip backward (%s): the workspace was created without room for %s", what, what);
@@ -414,10 +517,11 @@ static int encoder_backward(const clip_model *m, encoder_state *e, const float *
     layernorm_backward(e->d_pooled, e->d_small, e->pooled, ln_w, e->pooled_mean, e->pooled_rstd, B, C);
 
     /* only the pooled rows of the last residual stream get a gradient */
-    memset(e->d_x, 0, N * C * sizeof(float));
-    for (int b = 0; b < B; b++) {
-        int row = pool_row != NULL ? pool_row[b] : 0;
-        memcpy(e->d_x + ((size_t)b * T + row) * C, e->d_pooled + (size_t)b * C, (size_t)C * sizeof(float));
+    if (e->pooled_last) {
+        memcpy(e->d_x, e->d_pooled, (size_t)B * C * sizeof(float));
+    } else {
+        memset(e->d_x, 0, N * C * sizeof(float));
+        scatter_add_rows(e->d_x, e->d_pooled, e->pool_row, B, T, C);
     }
 
     for (int block = e->layers - 1; block >= 0; block--)
@@ -427,7 +531,7 @@ static int encoder_backward(const clip_model *m, encoder_state *e, const float *
 
 /* ---- image encoder ------------------------------------------------------ */
 
-int clip_encode_images(clip_model *m, clip_workspace *ws, const float *images, int n, long sample_offset, int train,
+int clip_encode_images(clip_model *m, clip_workspace *ws, const float *images, int n, long sample_offset, int flags,
                        clip_dropout_key key, float *features)
 {
     encoder_state *e = &ws->visual;
@@ -442,7 +546,9 @@ int clip_encode_images(clip_model *m, clip_workspace *ws, const float *images, i
     int patches = grid * grid, features_per_patch = 3 * P * P;
     e->batch = n;
     e->tokens = T;
-    e->train = train;
+    e->train = (flags & CLIP_ENCODE_TRAIN) != 0;
+    e->pooled_last = (flags & CLIP_ENCODE_ALL_TOKENS) == 0;
+    e->pool_row = NULL;
     e->sample_offset = sample_offset;
     e->key = key;
     e->have_forward = 0;
@@ -464,26 +570,26 @@ int clip_encode_images(clip_model *m, clip_workspace *ws, const float *images, i
     }
     layernorm_forward(e->inputs[0], NULL, NULL, e->attn_y, m->ln_pre_w, m->ln_pre_b, n * T, C);
 
-    encoder_forward_blocks(m, e, m->ln_post_w, m->ln_post_b, m->visual_proj, NULL, features);
+    encoder_forward_blocks(m, e, m->ln_post_w, m->ln_post_b, m->visual_proj, features);
     e->have_forward = 1;
     return 0;
 }
 
 int clip_backward_images(clip_model *m, clip_workspace *ws, const float *d_features, float *grads)
 {
-    return encoder_backward(m, &ws->visual, m->ln_post_w, m->visual_proj, NULL, d_features, grads, "images");
+    return encoder_backward(m, &ws->visual, m->ln_post_w, m->visual_proj, d_features, grads, "images");
 }
 
 /* ---- text encoder ------------------------------------------------------- */
 
-int clip_encode_texts(clip_model *m, clip_workspace *ws, const int32_t *tokens, int n, int train,
+int clip_encode_texts(clip_model *m, clip_workspace *ws, const int32_t *tokens, int n, int flags,
                       clip_dropout_key key, float *features)
 {
-    return clip_encode_texts_at(m, ws, tokens, n, 0, train, key, features);
+    return clip_encode_texts_at(m, ws, tokens, n, 0, flags, key, features);
 }
 
 int clip_encode_texts_at(clip_model *m, clip_workspace *ws, const int32_t *tokens, int n, long sample_offset,
-                         int train, clip_dropout_key key, float *features)
+                         int flags, clip_dropout_key key, float *features)
 {
     encoder_state *e = &ws->text;
     if (!e->enabled)
@@ -516,7 +622,9 @@ int clip_encode_texts_at(clip_model *m, clip_workspace *ws, const int32_t *token
     }
     e->batch = n;
     e->tokens = T;
-    e->train = train;
+    e->train = (flags & CLIP_ENCODE_TRAIN) != 0;
+    e->pooled_last = (flags & CLIP_ENCODE_ALL_TOKENS) == 0;
+    e->pool_row = e->eot;
     e->sample_offset = sample_offset;
     e->key = key;
 
@@ -532,14 +640,14 @@ int clip_encode_texts_at(clip_model *m, clip_workspace *ws, const int32_t *token
         }
     }
 
-    encoder_forward_blocks(m, e, m->ln_final_w, m->ln_final_b, m->text_proj, e->eot, features);
+    encoder_forward_blocks(m, e, m->ln_final_w, m->ln_final_b, m->text_proj, features);
     e->have_forward = 1;
     return 0;
 }
 
 int clip_backward_texts(clip_model *m, clip_workspace *ws, const float *d_features, float *grads)
 {
-    return encoder_backward(m, &ws->text, m->ln_final_w, m->text_proj, ws->text.eot, d_features, grads, "texts");
+    return encoder_backward(m, &ws->text, m->ln_final_w, m->text_proj, d_features, grads, "texts");
 }
 
 /* ---- adapter outputs ---------------------------------------------------- */
@@ -548,7 +656,7 @@ const float *clip_workspace_adapter_output(const clip_workspace *ws, clip_modali
 {
     const encoder_state *e = modality == CLIP_VISUAL ? &ws->visual : &ws->text;
     *rows = 0;
-    if (!e->enabled || !e->have_forward || block < 0 || block >= e->layers)
+    if (!e->enabled || !e->have_forward || block < 0 || block >= e->layers || pooled_block(e, block))
         return NULL;
     *rows = e->batch * e->tokens;
     return e->adapter_out[block];
@@ -558,7 +666,7 @@ const float *clip_workspace_adapter_hidden(const clip_workspace *ws, clip_modali
 {
     const encoder_state *e = modality == CLIP_VISUAL ? &ws->visual : &ws->text;
     *rows = 0;
-    if (!e->enabled || !e->have_forward || block < 0 || block >= e->layers)
+    if (!e->enabled || !e->have_forward || block < 0 || block >= e->layers || pooled_block(e, block))
         return NULL;
     *rows = e->batch * e->tokens;
     return e->adapter_hidden[block];

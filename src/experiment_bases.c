@@ -10,6 +10,13 @@
 
 #include <stdlib.h>
 
+/* Covariances need the adapter activations of every token of every
+ * block, the last one included. */
+static int encode_flags(int train)
+{
+    return (train ? CLIP_ENCODE_TRAIN : 0) | CLIP_ENCODE_ALL_TOKENS;
+}
+
 /* Adds the adapter outputs of the last forward of MODALITY to COLLECTOR in
  * factored form (hidden activations and up projection). That costs about
  * 1/50 of the CPU time of a covariance of the outputs themselves, as
@@ -49,7 +56,7 @@ static int collect_visual_batch(experiment *e, int task, const long *order, long
             e->indices[i] = samples->indices[order[batch_begin + offset + done + i]];
         DMNSP_TRY(dataset_load_batch(e->train_set, e->indices, n, size, e->images));
         DMNSP_TRY(clip_encode_images(e->model, trainer_workspace(e->trainer), e->images, n,
-                                     batch_begin + offset + done, train, key, e->image_features));
+                                     batch_begin + offset + done, encode_flags(train), key, e->image_features));
         DMNSP_TRY(collect_adapter_outputs(e, e->visual_collector, CLIP_VISUAL));
     }
     return 0;
@@ -63,8 +70,8 @@ static int collect_text_prompts(experiment *e, int task, int train, clip_dropout
         return 0;
     int begin = e->sc.task_begin[task], end = e->sc.task_begin[task + 1];
     const int32_t *tokens = e->prompt_tokens + (size_t)begin * (size_t)e->model_config.context_length;
-    DMNSP_TRY(clip_encode_texts(e->model, trainer_workspace(e->trainer), tokens, end - begin, train, key,
-                                e->text_features));
+    DMNSP_TRY(clip_encode_texts(e->model, trainer_workspace(e->trainer), tokens, end - begin, encode_flags(train),
+                                key, e->text_features));
     return collect_adapter_outputs(e, e->text_collector, CLIP_TEXT);
 }
 

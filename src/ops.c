@@ -253,16 +253,19 @@ int ops_dropout_keep(uint64_t seed, uint64_t stream, uint64_t index, float p)
     return u >= p;
 }
 
-/* Shared by forward and backward: dst = src·mask/(1-p), or dst += that. */
+/* Shared by forward and backward: dst = src·mask/(1-p), or dst += that.
+ * Row (b, t) is token t of sample b, or token TOKENS[b] when TOKENS is
+ * not NULL (then T is 1). */
 static void apply_dropout(float *dst, const float *src, int accumulate, int B, int T, int C, float p, uint64_t seed,
-                          uint64_t stream, long sample_offset, int key_tokens)
+                          uint64_t stream, long sample_offset, int key_tokens, const int *tokens)
 {
     float scale = 1.0f / (1.0f - p);
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * T * C >= PARALLEL_MIN)
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
             size_t row = ((size_t)b * T + t) * C;
-            uint64_t key = ((uint64_t)(sample_offset + b) * (uint64_t)key_tokens + (uint64_t)t) * (uint64_t)C;
+            uint64_t token = (uint64_t)(tokens != NULL ? tokens[b] : t);
+            uint64_t key = ((uint64_t)(sample_offset + b) * (uint64_t)key_tokens + token) * (uint64_t)C;
             for (int c = 0; c < C; c++) {
                 float value = ops_dropout_keep(seed, stream, key + (uint64_t)c, p) ? src[row + c] * scale : 0.0f;
                 if (accumulate)
@@ -274,28 +277,53 @@ static void apply_dropout(float *dst, const float *src, int accumulate, int B, i
     }
 }
 
+static void dropout_copy(float *out, const float *inp, size_t n)
+{
+    if (out != inp)
+        memmove(out, inp, n * sizeof(float));
+}
+
+static void dropout_pass_through(float *dinp, const float *dout, size_t n)
+{
+#pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++)
+        dinp[i] += dout[i];
+}
+
 void dropout_forward(float *out, const float *inp, int B, int T, int C, float p, uint64_t seed, uint64_t stream,
                      long sample_offset, int key_tokens)
 {
-    if (p <= 0.0f) {
-        if (out != inp)
-            memmove(out, inp, (size_t)B * T * C * sizeof(float));
-        return;
-    }
-    apply_dropout(out, inp, 0, B, T, C, p, seed, stream, sample_offset, key_tokens);
+    if (p <= 0.0f)
+        dropout_copy(out, inp, (size_t)B * T * C);
+    else
+        apply_dropout(out, inp, 0, B, T, C, p, seed, stream, sample_offset, key_tokens, NULL);
 }
 
 void dropout_backward(float *dinp, const float *dout, int B, int T, int C, float p, uint64_t seed, uint64_t stream,
                       long sample_offset, int key_tokens)
 {
-    if (p <= 0.0f) {
-        size_t n = (size_t)B * T * C;
-#pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN)
-        for (size_t i = 0; i < n; i++)
-            dinp[i] += dout[i];
-        return;
-    }
-    apply_dropout(dinp, dout, 1, B, T, C, p, seed, stream, sample_offset, key_tokens);
+    if (p <= 0.0f)
+        dropout_pass_through(dinp, dout, (size_t)B * T * C);
+    else
+        apply_dropout(dinp, dout, 1, B, T, C, p, seed, stream, sample_offset, key_tokens, NULL);
+}
+
+void dropout_tokens_forward(float *out, const float *inp, int B, const int *tokens, int C, float p, uint64_t seed,
+                            uint64_t stream, long sample_offset, int key_tokens)
+{
+    if (p <= 0.0f)
+        dropout_copy(out, inp, (size_t)B * C);
+    else
+        apply_dropout(out, inp, 0, B, 1, C, p, seed, stream, sample_offset, key_tokens, tokens);
+}
+
+void dropout_tokens_backward(float *dinp, const float *dout, int B, const int *tokens, int C, float p, uint64_t seed,
+                             uint64_t stream, long sample_offset, int key_tokens)
+{
+    if (p <= 0.0f)
+        dropout_pass_through(dinp, dout, (size_t)B * C);
+    else
+        apply_dropout(dinp, dout, 1, B, 1, C, p, seed, stream, sample_offset, key_tokens, tokens);
 }
 
 /* ---- patch embedding ---------------------------------------------------- */

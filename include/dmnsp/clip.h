@@ -89,24 +89,34 @@ void clip_workspace_free(clip_workspace *ws);
 /* Size in bytes of the workspace's activation memory. */
 size_t clip_workspace_bytes(const clip_workspace *ws);
 
+/* FLAGS of the encode calls. CLIP_ENCODE_TRAIN enables adapter dropout.
+ * Without CLIP_ENCODE_ALL_TOKENS, the last block computes keys and values
+ * for every token and everything else for the pooled row of each sample
+ * only (the class token, the end-of-text token). The features and
+ * gradients stay the same, for about 1/L less work. The last block's
+ * adapter activations then cover the pooled rows only, so
+ * clip_workspace_adapter_output and _hidden return NULL for it, and
+ * null-space collection passes CLIP_ENCODE_ALL_TOKENS. */
+enum { CLIP_ENCODE_TRAIN = 1, CLIP_ENCODE_ALL_TOKENS = 2 };
+
 /* Encodes N images [N, 3, R, R] (already normalised) into FEATURES
  * [N, embed_dim] (projected, not normalised). SAMPLE_OFFSET is the global
- * index of row 0 (dropout keys); TRAIN != 0 enables adapter dropout.
+ * index of row 0 (dropout keys); FLAGS as above.
  * Returns 0, or -1 when N exceeds the workspace. */
-int clip_encode_images(clip_model *m, clip_workspace *ws, const float *images, int n, long sample_offset, int train,
+int clip_encode_images(clip_model *m, clip_workspace *ws, const float *images, int n, long sample_offset, int flags,
                        clip_dropout_key key, float *features);
 /* Encodes N token rows [N, context_length] (SOT ... EOT, 0-padded) into
  * FEATURES [N, embed_dim]. The sequence is cut after the batch's last
  * end-of-text position (exact under the causal mask). Dropout keys use the
  * row index as the sample index, so texts are keyed alike on every rank.
  * Returns 0, or -1 for an out-of-range token id or too many rows. */
-int clip_encode_texts(clip_model *m, clip_workspace *ws, const int32_t *tokens, int n, int train,
+int clip_encode_texts(clip_model *m, clip_workspace *ws, const int32_t *tokens, int n, int flags,
                       clip_dropout_key key, float *features);
 /* Same, with row 0 keyed as sample SAMPLE_OFFSET: encoding a long prompt
  * list in chunks with their offsets gives every prompt the mask it gets
  * in one batch. */
 int clip_encode_texts_at(clip_model *m, clip_workspace *ws, const int32_t *tokens, int n, long sample_offset,
-                         int train, clip_dropout_key key, float *features);
+                         int flags, clip_dropout_key key, float *features);
 
 /* Backward of the last encode call of that modality. D_FEATURES
  * [n, embed_dim]; ADDS the adapter gradients into GRADS (adapter layout,
@@ -121,7 +131,8 @@ int clip_backward_texts(clip_model *m, clip_workspace *ws, const float *d_featur
 /* The adapter output a (before the residual add) of block BLOCK from the
  * last forward of MODALITY: *ROWS = n · tokens rows of width floats, sample
  * major. Valid until the next encode of that modality; available in eval
- * mode too. NULL with *ROWS = 0 before any forward. */
+ * mode too. NULL with *ROWS = 0 before any forward, and for the last
+ * block of a forward without CLIP_ENCODE_ALL_TOKENS. */
 const float *clip_workspace_adapter_output(const clip_workspace *ws, clip_modality modality, int block, int *rows);
 /* The adapter hidden activations z = dropout(relu(down(x))) of block BLOCK
  * from the last forward of MODALITY (dropout only in training mode):

@@ -69,6 +69,21 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
 void attention_backward(float *dqkv, float *scratch, const float *dout, const float *att, const float *qkv, int B,
                         int T, int C, int H, int causal);
 
+/* Attention of a single query row per sample (the pooled token of a last
+ * block) over all T tokens of that sample. out [B, C]; att [B, H, T]
+ * receives the probabilities (0 beyond the visible keys); q [B, C] the
+ * queries; kv [B, T, 2C] the keys and values side by side (columns 0..C-1
+ * are k, head h uses columns h*D..h*D+D-1 of each); query_token [B] the
+ * query's position (NULL: token 0), which limits the keys to 0..position
+ * when causal != 0. Equal to row query_token[b] of attention_forward. */
+void attention_query_forward(float *out, float *att, const float *q, const float *kv, const int *query_token, int B,
+                             int T, int C, int H, int causal);
+/* dq [B, C] and dkv [B, T, 2C] += gradients; scratch [T] floats of
+ * caller-owned work space; dout [B, C]; att, q and kv from the forward. */
+void attention_query_backward(float *dq, float *dkv, float *scratch, const float *dout, const float *att,
+                              const float *q, const float *kv, const int *query_token, int B, int T, int C, int H,
+                              int causal);
+
 /* ---- elementwise activations -------------------------------------------- */
 
 /* QuickGELU: out = x · sigmoid(1.702 x); out, inp [n]. */
@@ -102,6 +117,14 @@ void dropout_forward(float *out, const float *inp, int B, int T, int C, float p,
 void dropout_backward(float *dinp, const float *dout, int B, int T, int C, float p, uint64_t seed, uint64_t stream,
                       long sample_offset, int key_tokens);
 
+/* The same masks for one row per sample: row b [C] is token TOKENS[b] of
+ * sample b (NULL: token 0), so these rows get exactly the mask that
+ * dropout_forward gives them inside the full [B, T, C] tensor. out, inp
+ * [B, C]. */
+void dropout_tokens_forward(float *out, const float *inp, int B, const int *tokens, int C, float p, uint64_t seed,
+                            uint64_t stream, long sample_offset, int key_tokens);
+void dropout_tokens_backward(float *dinp, const float *dout, int B, const int *tokens, int C, float p, uint64_t seed,
+                             uint64_t stream, long sample_offset, int key_tokens);
 /* The keep decision for one element: a splitmix64-style hash of (seed,
  * stream, index) mapped to u in [0, 1) with 24 bits; kept when u >= p. */
 int ops_dropout_keep(uint64_t seed, uint64_t stream, uint64_t index, float p);

@@ -35,7 +35,7 @@ typedef struct {
     const clip_config *config;
     float *images, *r_image, *r_text, *img, *txt;
     int32_t tokens[3 * 12];
-    int n_images, n_texts, train;
+    int n_images, n_texts, flags; /* encode flags */
     clip_dropout_key key;
 } setup;
 
@@ -44,8 +44,8 @@ typedef struct {
 static double loss(setup *s)
 {
     int E = s->config->embed_dim;
-    CHECK_OK(clip_encode_images(s->model, s->ws, s->images, s->n_images, 3, s->train, s->key, s->img));
-    CHECK_OK(clip_encode_texts(s->model, s->ws, s->tokens, s->n_texts, s->train, s->key, s->txt));
+    CHECK_OK(clip_encode_images(s->model, s->ws, s->images, s->n_images, 3, s->flags, s->key, s->img));
+    CHECK_OK(clip_encode_texts(s->model, s->ws, s->tokens, s->n_texts, s->flags, s->key, s->txt));
     double total = 0;
     for (int i = 0; i < s->n_images * E; i++)
         total += (double)s->img[i] * s->r_image[i];
@@ -100,11 +100,12 @@ static void free_setup(setup *s)
 
 /* Checks a few adapter gradients of every tensor of every block: the
  * largest-magnitude entries, where float finite differences are reliable. */
-static void test_gradients_match_finite_differences(int train)
+static void test_gradients_match_finite_differences(int flags)
 {
+    int train = (flags & CLIP_ENCODE_TRAIN) != 0;
     setup s;
     init_setup(&s);
-    s.train = train;
+    s.flags = flags;
     size_t count = clip_adapter_count(s.config);
     float *grads = calloc(count, sizeof(float));
     loss(&s);
@@ -163,7 +164,8 @@ static void test_gradients_match_finite_differences(int train)
             }
         }
     }
-    printf("%s: %d adapter gradients checked, max relative error %.3g\n", train ? "train mode" : "eval mode",
+    printf("%s, %s: %d adapter gradients checked, max relative error %.3g\n", train ? "train mode" : "eval mode",
+           (flags & CLIP_ENCODE_ALL_TOKENS) ? "all tokens" : "pooled last block",
            checked, worst);
     free(grads);
     free_setup(&s);
@@ -179,7 +181,7 @@ static void test_single_rows_match_batch(void)
     int E = s.config->embed_dim, L = s.config->context_length, R = s.config->image_resolution;
     float alone[8];
     for (int train = 0; train <= 1; train++) {
-        s.train = train;
+        s.flags = train;
         loss(&s);
         for (int row = 0; row < s.n_texts; row++) {
             CHECK_OK(clip_encode_texts_at(s.model, s.ws, s.tokens + row * L, 1, row, train, s.key, alone));
@@ -205,6 +207,7 @@ static void test_fresh_adapters_compute_plain_clip(void)
     init_setup(&s);
     int E = s.config->embed_dim;
     CHECK_OK(clip_model_init_adapters(s.model, 3));
+    s.flags = CLIP_ENCODE_ALL_TOKENS;
     loss(&s);
     float *with_fresh = malloc(sizeof(float) * s.n_images * E);
     memcpy(with_fresh, s.img, sizeof(float) * s.n_images * E);
@@ -309,7 +312,9 @@ static void test_tiny_preset_runs(void)
 int main(void)
 {
     test_gradients_match_finite_differences(0);
-    test_gradients_match_finite_differences(1);
+    test_gradients_match_finite_differences(CLIP_ENCODE_TRAIN);
+    test_gradients_match_finite_differences(CLIP_ENCODE_ALL_TOKENS);
+    test_gradients_match_finite_differences(CLIP_ENCODE_TRAIN | CLIP_ENCODE_ALL_TOKENS);
     test_single_rows_match_batch();
     test_fresh_adapters_compute_plain_clip();
     test_random_init();

@@ -62,32 +62,42 @@ typedef struct {
     long image_offset;
 } fixture;
 
-/* Runs both encoders and both backwards in one mode; features and
+/* Runs both encoders and both backwards with encode FLAGS; features and
  * gradients are malloc'd for the caller. */
-static void run_model(fixture *fx, clip_workspace *ws, int train, float **img, float **txt, float **grads)
+static void run_model(fixture *fx, clip_workspace *ws, int flags, float **img, float **txt, float **grads)
 {
     int E = fx->config->embed_dim;
     *img = calloc((size_t)fx->n_images * E, sizeof(float));
     *txt = calloc((size_t)fx->n_texts * E, sizeof(float));
     *grads = calloc(clip_adapter_count(fx->config), sizeof(float));
-    long offset = train ? fx->image_offset : 0;
-    CHECK_OK(clip_encode_images(fx->model, ws, fx->images, fx->n_images, offset, train, fx->key, *img));
-    CHECK_OK(clip_encode_texts(fx->model, ws, fx->tokens, fx->n_texts, train, fx->key, *txt));
+    long offset = (flags & CLIP_ENCODE_TRAIN) ? fx->image_offset : 0;
+    CHECK_OK(clip_encode_images(fx->model, ws, fx->images, fx->n_images, offset, flags, fx->key, *img));
+    CHECK_OK(clip_encode_texts(fx->model, ws, fx->tokens, fx->n_texts, flags, fx->key, *txt));
     CHECK_OK(clip_backward_images(fx->model, ws, fx->d_image, *grads));
     CHECK_OK(clip_backward_texts(fx->model, ws, fx->d_text, *grads));
 }
 
 /* The kept adapter hidden activations z give back the adapter output of
- * every block of both encoders: a = scale · (z up_wᵀ + up_b). */
-static void check_adapter_hidden(fixture *fx, clip_workspace *ws, const char *label)
+ * every block of both encoders: a = scale · (z up_wᵀ + up_b). After a
+ * pooled forward (FLAGS without CLIP_ENCODE_ALL_TOKENS), the last block
+ * has neither. */
+static void check_adapter_hidden(fixture *fx, clip_workspace *ws, int flags, const char *label)
 {
     const clip_config *c = fx->config;
+    int all_tokens = (flags & CLIP_ENCODE_ALL_TOKENS) != 0;
     for (int modality = CLIP_VISUAL; modality <= CLIP_TEXT; modality++) {
         int blocks = modality == CLIP_VISUAL ? c->vision_layers : c->text_layers;
         for (int block = 0; block < blocks; block++) {
             int rows = 0, hidden_rows = 0;
             const float *a = clip_workspace_adapter_output(ws, modality, block, &rows);
             const float *z = clip_workspace_adapter_hidden(ws, modality, block, &hidden_rows);
+            if (!all_tokens && block == blocks - 1) {
+                CHECK(a == NULL);
+                CHECK(z == NULL);
+                CHECK_EQ_INT(rows, 0);
+                CHECK_EQ_INT(hidden_rows, 0);
+                continue;
+            }
             CHECK(a != NULL);
             CHECK(z != NULL);
             CHECK_EQ_INT(hidden_rows, rows);
@@ -118,11 +128,13 @@ static void check_adapter_hidden(fixture *fx, clip_workspace *ws, const char *la
     }
 }
 
-static void test_eval_parity(fixture *fx, clip_workspace *ws, const char *label)
+/* FLAGS: 0 or CLIP_ENCODE_ALL_TOKENS; the features and gradients are the
+ * same either way. */
+static void test_eval_parity(fixture *fx, clip_workspace *ws, int flags, const char *label)
 {
     int E = fx->config->embed_dim;
     float *img, *txt, *grads;
-    run_model(fx, ws, 0, &img, &txt, &grads);
+    run_model(fx, ws, flags, &img, &txt, &grads);
     char name[128];
 
     float *expected = read_tensor(fx->file, "eval.image_features", NULL);
@@ -143,10 +155,11 @@ static void test_eval_parity(fixture *fx, clip_workspace *ws, const char *label)
     free(expected);
     free(logits);
 
-    check_adapter_hidden(fx, ws, label);
+    check_adapter_hidden(fx, ws, flags, label);
 
     /* the adapter outputs stay readable after the backward */
-    for (int block = 0; block < fx->config->vision_layers; block++) {
+    int readable_blocks = fx->config->vision_layers - ((flags & CLIP_ENCODE_ALL_TOKENS) ? 0 : 1);
+    for (int block = 0; block < readable_blocks; block++) {
         int rows = 0;
         const float *a = clip_workspace_visual_adapter_output(ws, block, &rows);
         CHECK_EQ_INT(rows, fx->n_images * clip_vision_tokens(fx->config));
@@ -168,11 +181,11 @@ static void test_eval_parity(fixture *fx, clip_workspace *ws, const char *label)
     free(img), free(txt), free(grads);
 }
 
-static void test_train_parity(fixture *fx, clip_workspace *ws, const char *label)
+static void test_train_parity(fixture *fx, clip_workspace *ws, int flags, const char *label)
 {
     int E = fx->config->embed_dim;
     float *img, *txt, *grads;
-    run_model(fx, ws, 1, &img, &txt, &grads);
+    run_model(fx, ws, CLIP_ENCODE_TRAIN | flags, &img, &txt, &grads);
     char name[128];
 
     float *expected = read_tensor(fx->file, "train.image_features", NULL);
@@ -190,7 +203,7 @@ static void test_train_parity(fixture *fx, clip_workspace *ws, const char *label
     test_compare_floats(name, grads, expected, clip_adapter_count(fx->config), GRAD_TOL, GRAD_FLOOR);
     free(expected);
 
-    check_adapter_hidden(fx, ws, label);
+    check_adapter_hidden(fx, ws, flags, label);
 
     /* dropout changes the result, so the mask is really applied */
     float *eval_img = read_tensor(fx->file, "eval.image_features", NULL);
@@ -298,14 +311,18 @@ int main(void)
     fx.key.step = (uint64_t)clip_fixture_metadata_int(fx.file, "dropout_step");
     fx.image_offset = clip_fixture_metadata_int(fx.file, "image_sample_offset");
 
-    const char *labels[2] = {"kept activations", "recomputed blocks"};
+    const char *labels[2][2] = {{"kept activations, pooled last block", "kept activations, all tokens"},
+                                {"recomputed blocks, pooled last block", "recomputed blocks, all tokens"}};
     for (int recompute = 0; recompute < 2; recompute++) {
         clip_workspace *ws = NULL;
         CHECK_OK(clip_workspace_create(fx.model, fx.n_images, fx.n_texts, 1, recompute, &ws));
         if (ws == NULL)
             continue;
-        test_eval_parity(&fx, ws, labels[recompute]);
-        test_train_parity(&fx, ws, labels[recompute]);
+        for (int all_tokens = 0; all_tokens < 2; all_tokens++) {
+            int flags = all_tokens ? CLIP_ENCODE_ALL_TOKENS : 0;
+            test_eval_parity(&fx, ws, flags, labels[recompute][all_tokens]);
+            test_train_parity(&fx, ws, flags, labels[recompute][all_tokens]);
+        }
         clip_workspace_free(ws);
     }
     test_batch_split(&fx);

@@ -343,6 +343,45 @@ static void test_attention(int causal)
     free(qkv), free(out), free(att), free(r), free(dqkv), free(qkv_d), free(expected), free(rd);
 }
 
+/* One query row per sample gives row QUERY[b] of the full attention, and
+ * its backward the full backward of a gradient on those rows only. */
+static void test_attention_query(int causal)
+{
+    enum { B = 2, T = 5, C = 8, H = 2 };
+    int query[B] = {3, causal ? 1 : 0};
+    float qkv[B * T * 3 * C], full_out[B * T * C], full_att[B * H * T * T];
+    fill(qkv, sizeof qkv / sizeof qkv[0], 1.5, 0);
+    attention_forward(full_out, full_att, qkv, B, T, C, H, causal);
+
+    float q[B * C], kv[B * T * 2 * C], out[B * C], att[B * H * T], expected[B * C];
+    for (int b = 0; b < B; b++) {
+        const float *row = qkv + ((size_t)b * T + query[b]) * 3 * C;
+        memcpy(q + b * C, row, C * sizeof(float));
+        memcpy(expected + b * C, full_out + ((size_t)b * T + query[b]) * C, C * sizeof(float));
+        for (int t = 0; t < T; t++)
+            memcpy(kv + ((size_t)b * T + t) * 2 * C, qkv + ((size_t)b * T + t) * 3 * C + C, 2 * C * sizeof(float));
+    }
+    attention_query_forward(out, att, q, kv, query, B, T, C, H, causal);
+    test_compare_floats(causal ? "causal single-query attention forward" : "single-query attention forward", out,
+                        expected, B * C, 1e-6, 1.0);
+
+    float dout[B * C], full_dout[B * T * C] = {0}, full_dqkv[B * T * 3 * C] = {0}, scratch[T * T];
+    fill(dout, B * C, 1, 0);
+    for (int b = 0; b < B; b++)
+        memcpy(full_dout + ((size_t)b * T + query[b]) * C, dout + b * C, C * sizeof(float));
+    attention_backward(full_dqkv, scratch, full_dout, full_att, qkv, B, T, C, H, causal);
+    float dq[B * C] = {0}, dkv[B * T * 2 * C] = {0}, expected_dq[B * C], expected_dkv[B * T * 2 * C];
+    attention_query_backward(dq, dkv, scratch, dout, att, q, kv, query, B, T, C, H, causal);
+    for (int b = 0; b < B; b++) {
+        memcpy(expected_dq + b * C, full_dqkv + ((size_t)b * T + query[b]) * 3 * C, C * sizeof(float));
+        for (int t = 0; t < T; t++)
+            memcpy(expected_dkv + ((size_t)b * T + t) * 2 * C, full_dqkv + ((size_t)b * T + t) * 3 * C + C,
+                   2 * C * sizeof(float));
+    }
+    test_compare_floats("single-query attention dq", dq, expected_dq, B * C, 1e-5, 1.0);
+    test_compare_floats("single-query attention dk and dv", dkv, expected_dkv, B * T * 2 * C, 1e-5, 1.0);
+}
+
 /* A row whose scores are all huge must not overflow the softmax. */
 static void test_attention_large_scores(void)
 {
@@ -578,6 +617,8 @@ int main(void)
     test_layernorm();
     test_attention(0);
     test_attention(1);
+    test_attention_query(0);
+    test_attention_query(1);
     test_attention_large_scores();
     test_elementwise();
     test_quickgelu_wide_range();

@@ -115,7 +115,7 @@ int main(int argc, char **argv)
     float *features = malloc((size_t)train.max_local_images * config.embed_dim * sizeof *features);
     clip_dropout_key key = {0, 0};
     CHECK_OK(clip_encode_images(model, trainer_workspace(t), basis_images + basis_begin * image_floats,
-                                (int)basis_count, basis_begin, 0, key, features));
+                                (int)basis_count, basis_begin, CLIP_ENCODE_ALL_TOKENS, key, features));
     for (int block = 0; block < config.vision_layers; block++) {
         int rows = 0;
         const float *outputs = clip_workspace_visual_adapter_output(trainer_workspace(t), block, &rows);
