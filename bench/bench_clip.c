@@ -15,7 +15,9 @@
 #include "dmnsp/dist.h"
 #include "dmnsp/error.h"
 #include "dmnsp/ops.h"
+#include "model_flops.h"
 
+#include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +167,14 @@ int main(int argc, char **argv)
     printf("  workspace: %.1f MiB, parameters: %.1f MiB, peak RSS: %.1f MiB\n",
            clip_workspace_bytes(ws) / 1048576.0,
            (clip_frozen_count(&c) + clip_adapter_count(&c)) * sizeof(float) / 1048576.0, peak_rss_mib());
+    if (!train) {
+        double gflop = image_forward_flops(&c, batch) * 1e-9;
+        printf("  model FLOPs: %.1f GFLOP per step, %.1f GFLOP/s\n", gflop, gflop / per_step);
+        printf("result impl=dmnsp preset=%s mode=forward batch=%d ranks=1 threads=%d steps=%d seconds_per_step=%.4f "
+               "images_per_s=%.3f peak_rss_mib=%.1f model_gflop_per_step=%.2f gflops=%.2f\n",
+               preset, batch, openblas_get_num_threads(), steps, per_step, batch / per_step, peak_rss_mib(), gflop,
+               gflop / per_step);
+    }
 
     free(images), free(features), free(d_features), free(text_features), free(grads), free(tokens);
     clip_workspace_free(ws);

@@ -14,7 +14,9 @@
 #include "dmnsp/dist.h"
 #include "dmnsp/error.h"
 #include "dmnsp/train.h"
+#include "model_flops.h"
 
+#include <cblas.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,6 +188,13 @@ int main(int argc, char **argv)
                o.batch * o.steps / cpu_timed);
         printf("peak RSS: %.1f MiB per rank (max over ranks); workspace %.1f MiB\n", max_peak_mib,
                (double)clip_workspace_bytes(trainer_workspace(t)) / (1024.0 * 1024.0));
+        /* prompt rows are 9 tokens long, SOT to EOT */
+        double gflop = train_step_flops(&config, o.batch, o.classes, 9) * 1e-9;
+        printf("model FLOPs: %.1f GFLOP per step, %.1f GFLOP/s\n", gflop, gflop * o.steps / timed);
+        printf("result impl=dmnsp preset=%s mode=train batch=%d ranks=%d threads=%d classes=%d recompute=%d steps=%d "
+               "seconds_per_step=%.4f images_per_s=%.3f peak_rss_mib=%.1f model_gflop_per_step=%.2f gflops=%.2f\n",
+               o.preset, o.batch, size, openblas_get_num_threads(), o.classes, o.recompute, o.steps, timed / o.steps,
+               o.batch * o.steps / timed, max_peak_mib, gflop, gflop * o.steps / timed);
     }
 
     trainer_free(t);
