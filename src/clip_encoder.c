@@ -12,11 +12,11 @@
 
 /* What one block's backward needs from its forward. The block input, the
  * adapter output and the adapter hidden activations live in
- * encoder_state.inputs, .adapter_out and .adapter_hidden. */
+ * encoder_state.inputs and .adapter_hidden. */
 typedef struct {
     float *ln_1_mean, *ln_1_rstd; /* [N] */
     float *qkv;                   /* [N, 3C] */
-    float *att;                   /* [B, H, T, T] */
+    float *att;                   /* [T, T] probabilities of one head, or [B, H, T] in a pooled block */
     float *x_mid;                 /* [N, C] residual stream after attention */
     float *down;                  /* [N, K] adapter down projection, before ReLU */
     float *ln_2_mean, *ln_2_rstd; /* [N] */
@@ -36,8 +36,8 @@ typedef struct {
     /* block inputs: layers + 1 buffers when kept (the last one is the final
      * residual stream), else two used in turn */
     float **inputs;
-    float **adapter_out;    /* [N, C] per block, always kept */
     float **adapter_hidden; /* [N, K] per block after ReLU and dropout, always kept */
+    float *adapter_out;     /* [N, C] the adapter output of the block being computed */
 
     /* forward scratch */
     float *ln;      /* [N, C] layernorm output; also the image pre-ln stream */
@@ -53,7 +53,7 @@ typedef struct {
     float *d_big1, *d_big2;       /* [N, 4C] */
     float *d_hidden1, *d_hidden2; /* [N, K] */
     float *d_pooled;              /* [B, C] */
-    float *d_scores;              /* [T, T] attention backward scratch */
+    float *d_scores;              /* [2, T, T] attention backward scratch */
 
     /* the last forward */
     int have_forward;
@@ -91,7 +91,7 @@ static void layout_saved(arena *a, block_saved *s, size_t N, size_t B, size_t T,
     s->ln_1_mean = take(a, N);
     s->ln_1_rstd = take(a, N);
     s->qkv = take(a, N * 3 * C);
-    s->att = take(a, B * H * T * T);
+    s->att = take(a, T * T > B * H * T ? T * T : B * H * T);
     s->x_mid = take(a, N * C);
     s->down = take(a, N * K);
     s->ln_2_mean = take(a, N);
@@ -113,15 +113,16 @@ static void layout_encoder(arena *a, encoder_state *e, const clip_config *c)
         layout_saved(a, &e->saved[i], N, B, T, C, H, K);
     for (int i = 0; i < input_count; i++)
         e->inputs[i] = take(a, N * C);
-    for (int i = 0; i < e->layers; i++) {
-        e->adapter_out[i] = take(a, N * C);
+    for (int i = 0; i < e->layers; i++)
         e->adapter_hidden[i] = take(a, N * K);
-    }
+    e->adapter_out = take(a, N * C);
 
     e->ln = take(a, N * C);
     e->attn_y = take(a, N * C);
     e->tmp = take(a, N * C);
-    e->gelu = take(a, N * 4 * C);
+    /* the forward's QuickGELU output is consumed before a backward needs
+     * its first [N, 4C] buffer, so kept workspaces share the two */
+    e->gelu = e->keep ? NULL : take(a, N * 4 * C);
     if (e->modality == CLIP_VISUAL) {
         size_t grid = (size_t)clip_grid_size(c);
         e->patches = take(a, B * grid * grid * 3 * (size_t)c->patch_size * (size_t)c->patch_size);
@@ -136,11 +137,12 @@ static void layout_encoder(arena *a, encoder_state *e, const clip_config *c)
         e->d_mid = take(a, N * C);
         e->d_small = take(a, N * C);
         e->d_big1 = take(a, N * 4 * C);
+        e->gelu = e->d_big1;
         e->d_big2 = take(a, N * 4 * C);
         e->d_hidden1 = take(a, N * K);
         e->d_hidden2 = take(a, N * K);
         e->d_pooled = take(a, B * C);
-        e->d_scores = take(a, T * T);
+        e->d_scores = take(a, 2 * T * T);
     }
 }
 
@@ -165,9 +167,8 @@ static int setup_encoder(encoder_state *e, const clip_config *c, clip_modality m
     int saved_sets = e->keep && !e->recompute ? e->layers : 1;
     e->saved = dmnsp_calloc((size_t)saved_sets, sizeof *e->saved, "block activation pointers");
     e->inputs = dmnsp_calloc((size_t)e->layers + 1, sizeof *e->inputs, "block input pointers");
-    e->adapter_out = dmnsp_calloc((size_t)e->layers, sizeof *e->adapter_out, "adapter output pointers");
     e->adapter_hidden = dmnsp_calloc((size_t)e->layers, sizeof *e->adapter_hidden, "adapter hidden pointers");
-    if (e->saved == NULL || e->inputs == NULL || e->adapter_out == NULL || e->adapter_hidden == NULL)
+    if (e->saved == NULL || e->inputs == NULL || e->adapter_hidden == NULL)
         return -1;
     return 0;
 }
@@ -176,7 +177,6 @@ static void free_encoder(encoder_state *e)
 {
     free(e->saved);
     free(e->inputs);
-    free(e->adapter_out);
     free(e->adapter_hidden);
 }
 
@@ -298,7 +298,7 @@ static void block_forward_tail(const clip_model *m, encoder_state *e, int block,
     int pooled = pooled_block(e, block);
     int B = e->batch, T = e->tokens, N = pooled ? B : B * T, C = e->width, K = e->bottleneck;
     block_saved *s = saved_of(e, block);
-    float *a = e->adapter_out[block];
+    float *a = e->adapter_out;
     float *z = e->adapter_hidden[block];
 
     linear_forward(s->down, s->x_mid, adapter.down_w, adapter.down_b, N, C, K);
@@ -468,7 +468,7 @@ static void block_backward(const clip_model *m, encoder_state *e, int block, flo
         memset(e->d_small, 0, NC * sizeof(float));
         linear_backward(e->d_small, NULL, NULL, e->d_mid, NULL, w->out_proj_w, N, C, C);
         memset(e->d_big1, 0, 3 * NC * sizeof(float));
-        attention_backward(e->d_big1, e->d_scores, e->d_small, s->att, s->qkv, B, T, C, H, causal);
+        attention_backward(e->d_big1, e->d_scores, e->d_small, s->qkv, B, T, C, H, causal);
         memset(e->d_small, 0, NC * sizeof(float));
         linear_backward(e->d_small, NULL, NULL, e->d_big1, NULL, w->in_proj_w, N, C, 3 * C);
     }
@@ -652,16 +652,6 @@ int clip_backward_texts(clip_model *m, clip_workspace *ws, const float *d_featur
 
 /* ---- adapter outputs ---------------------------------------------------- */
 
-const float *clip_workspace_adapter_output(const clip_workspace *ws, clip_modality modality, int block, int *rows)
-{
-    const encoder_state *e = modality == CLIP_VISUAL ? &ws->visual : &ws->text;
-    *rows = 0;
-    if (!e->enabled || !e->have_forward || block < 0 || block >= e->layers || pooled_block(e, block))
-        return NULL;
-    *rows = e->batch * e->tokens;
-    return e->adapter_out[block];
-}
-
 const float *clip_workspace_adapter_hidden(const clip_workspace *ws, clip_modality modality, int block, int *rows)
 {
     const encoder_state *e = modality == CLIP_VISUAL ? &ws->visual : &ws->text;
@@ -672,7 +662,24 @@ const float *clip_workspace_adapter_hidden(const clip_workspace *ws, clip_modali
     return e->adapter_hidden[block];
 }
 
-const float *clip_workspace_visual_adapter_output(const clip_workspace *ws, int block, int *rows)
+const float *clip_workspace_adapter_output(const clip_model *m, clip_workspace *ws, clip_modality modality, int block,
+                                           int *rows)
 {
-    return clip_workspace_adapter_output(ws, CLIP_VISUAL, block, rows);
+    encoder_state *e = modality == CLIP_VISUAL ? &ws->visual : &ws->text;
+    const float *z = clip_workspace_adapter_hidden(ws, modality, block, rows);
+    if (z == NULL)
+        return NULL;
+    clip_adapter_view adapter;
+    clip_adapter_block(&m->config, m->adapters, modality, block, &adapter);
+    size_t count = (size_t)*rows * e->width;
+    linear_forward(e->adapter_out, z, adapter.up_w, adapter.up_b, *rows, e->bottleneck, e->width);
+    float scale = m->config.adapter_scale;
+    for (size_t i = 0; i < count; i++)
+        e->adapter_out[i] *= scale;
+    return e->adapter_out;
+}
+
+const float *clip_workspace_visual_adapter_output(const clip_model *m, clip_workspace *ws, int block, int *rows)
+{
+    return clip_workspace_adapter_output(m, ws, CLIP_VISUAL, block, rows);
 }

@@ -33,32 +33,39 @@ static void softmax_rows(float *scores, int rows, int T, int causal)
     }
 }
 
-void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int H, int causal)
+/* Probabilities of head H of sample B into P [T, T]: scaled scores q·kᵀ,
+ * then the softmax with the causal mask. */
+static void head_probabilities(float *p, const float *qkv, int b, int h, int T, int C, int H, int causal)
 {
     int D = C / H, row3 = 3 * C;
     float scale = 1.0f / sqrtf((float)D);
+    const float *q = qkv + (size_t)b * T * row3 + (size_t)h * D;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, scale, q, row3, q + C, row3, 0.0f, p, T);
+    softmax_rows(p, T, T, causal);
+}
 
-    /* One head at a time: scores, softmax and the weighted sum of the
-     * values while the head's T×T probabilities are still in cache. */
+void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int H, int causal)
+{
+    int D = C / H, row3 = 3 * C;
+
+    /* One head at a time: the weighted sum of the values reads the head's
+     * T×T probabilities while they are still in cache. */
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < H; h++) {
-            const float *q = qkv + (size_t)b * T * row3 + (size_t)h * D;
-            const float *v = q + 2 * (size_t)C;
-            float *p = att + ((size_t)b * H + h) * T * T;
+            const float *v = qkv + (size_t)b * T * row3 + 2 * (size_t)C + (size_t)h * D;
             float *y = out + (size_t)b * T * C + (size_t)h * D;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, scale, q, row3, q + C, row3, 0.0f, p, T);
-            softmax_rows(p, T, T, causal);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, T, 1.0f, p, T, v, row3, 0.0f, y, C);
+            head_probabilities(att, qkv, b, h, T, C, H, causal);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, T, 1.0f, att, T, v, row3, 0.0f, y, C);
         }
     }
 }
 
-void attention_backward(float *dqkv, float *scratch, const float *dout, const float *att, const float *qkv, int B,
-                        int T, int C, int H, int causal)
+void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, int B, int T, int C, int H,
+                        int causal)
 {
     int D = C / H, row3 = 3 * C;
     float scale = 1.0f / sqrtf((float)D);
-    (void)causal; /* masked probabilities are 0, so their gradients vanish */
+    float *p = scratch, *ds = scratch + (size_t)T * T;
 
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < H; h++) {
@@ -66,27 +73,31 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
             const float *q = qkv + offset, *k = q + C, *v = q + 2 * C;
             float *dq = dqkv + offset, *dk = dq + C, *dv = dq + 2 * C;
             const float *dy = dout + (size_t)b * T * C + (size_t)h * D;
-            const float *p = att + ((size_t)b * H + h) * T * T;
+
+            /* the forward's probabilities, recomputed: T² floats per head
+             * are not kept, which is most of a block's saved activations
+             * at 197 tokens */
+            head_probabilities(p, qkv, b, h, T, C, H, causal);
 
             /* through the weighted sum: dv += pᵀ·dy, dp = dy·vᵀ */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, D, T, 1.0f, p, T, dy, C, 1.0f, dv, row3);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, 1.0f, dy, C, v, row3, 0.0f, scratch, T);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, D, 1.0f, dy, C, v, row3, 0.0f, ds, T);
 
             /* through the softmax: ds = p·(dp - rowsum(p·dp)), times the score
-             * scale; one head's rows are too few to share among threads */
+             * scale; masked probabilities are 0, so their gradients vanish */
             for (int t = 0; t < T; t++) {
                 const float *pt = p + (size_t)t * T;
-                float *ds = scratch + (size_t)t * T;
+                float *dst = ds + (size_t)t * T;
                 float dot = 0.0f;
                 for (int s = 0; s < T; s++)
-                    dot += pt[s] * ds[s];
+                    dot += pt[s] * dst[s];
                 for (int s = 0; s < T; s++)
-                    ds[s] = pt[s] * (ds[s] - dot) * scale;
+                    dst[s] = pt[s] * (dst[s] - dot) * scale;
             }
 
             /* through the scores: dq += ds·k, dk += dsᵀ·q */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, T, 1.0f, scratch, T, k, row3, 1.0f, dq, row3);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, D, T, 1.0f, scratch, T, q, row3, 1.0f, dk, row3);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, T, 1.0f, ds, T, k, row3, 1.0f, dq, row3);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, D, T, 1.0f, ds, T, q, row3, 1.0f, dk, row3);
         }
     }
 }

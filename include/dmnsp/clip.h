@@ -79,8 +79,9 @@ typedef struct clip_workspace clip_workspace;
  * KEEP_FOR_BACKWARD != 0 keeps what backward needs; RECOMPUTE_BLOCKS != 0
  * (with KEEP_FOR_BACKWARD) keeps only each block's input and recomputes
  * the block inside backward, trading one extra forward for memory. Kept
- * activations cost about 10·N·C + H·T²·B floats per block (N = B·T rows),
- * about 12 GB for 128 ViT-B/16 images, so large batches want recomputation;
+ * activations cost about 9·N·C + 2·N·K floats per block (N = B·T rows;
+ * attention probabilities are recomputed in backward), about 10 GB for
+ * 128 ViT-B/16 images; recomputation brings that to about a third.
  * clip_workspace_bytes() reports the size. A workspace serves one caller
  * at a time. */
 int clip_workspace_create(const clip_model *m, int max_images, int max_texts, int keep_for_backward,
@@ -95,7 +96,7 @@ size_t clip_workspace_bytes(const clip_workspace *ws);
  * only (the class token, the end-of-text token). The features and
  * gradients stay the same, for about 1/L less work. The last block's
  * adapter activations then cover the pooled rows only, so
- * clip_workspace_adapter_output and _hidden return NULL for it, and
+ * clip_workspace_adapter_hidden and _output return NULL for it, and
  * null-space collection passes CLIP_ENCODE_ALL_TOKENS. */
 enum { CLIP_ENCODE_TRAIN = 1, CLIP_ENCODE_ALL_TOKENS = 2 };
 
@@ -128,18 +129,22 @@ int clip_encode_texts_at(clip_model *m, clip_workspace *ws, const int32_t *token
 int clip_backward_images(clip_model *m, clip_workspace *ws, const float *d_features, float *grads);
 int clip_backward_texts(clip_model *m, clip_workspace *ws, const float *d_features, float *grads);
 
-/* The adapter output a (before the residual add) of block BLOCK from the
- * last forward of MODALITY: *ROWS = n · tokens rows of width floats, sample
- * major. Valid until the next encode of that modality; available in eval
- * mode too. NULL with *ROWS = 0 before any forward, and for the last
- * block of a forward without CLIP_ENCODE_ALL_TOKENS. */
-const float *clip_workspace_adapter_output(const clip_workspace *ws, clip_modality modality, int block, int *rows);
 /* The adapter hidden activations z = dropout(relu(down(x))) of block BLOCK
  * from the last forward of MODALITY (dropout only in training mode):
- * *ROWS rows of adapter_bottleneck floats, so that the adapter output is
- * a = adapter_scale · (z up_wᵀ + up_b). Valid and NULL as above. */
+ * *ROWS = n · tokens rows of adapter_bottleneck floats, sample major, so
+ * that the adapter output is a = adapter_scale · (z up_wᵀ + up_b). Valid
+ * until the next encode of that modality, in eval mode too. NULL with
+ * *ROWS = 0 before any forward, and for the last block of a forward
+ * without CLIP_ENCODE_ALL_TOKENS. */
 const float *clip_workspace_adapter_hidden(const clip_workspace *ws, clip_modality modality, int block, int *rows);
+/* The adapter output a (before the residual add) of the same rows, *ROWS
+ * rows of width floats, computed from the hidden activations and the
+ * model's current up projection into one workspace buffer. The workspace
+ * keeps no per-block outputs, so the result is valid until the next call
+ * or the next encode of that modality. NULL as above. */
+const float *clip_workspace_adapter_output(const clip_model *m, clip_workspace *ws, clip_modality modality, int block,
+                                           int *rows);
 /* Same for the visual encoder (the features DMNSP's null spaces use). */
-const float *clip_workspace_visual_adapter_output(const clip_workspace *ws, int block, int *rows);
+const float *clip_workspace_visual_adapter_output(const clip_model *m, clip_workspace *ws, int block, int *rows);
 
 #endif

@@ -57,17 +57,19 @@ void layernorm_backward(float *dinp, const float *dout, const float *inp, const 
 
 /* ---- multi-head self-attention ------------------------------------------ */
 
-/* out [B, T, C]; att [B, H, T, T] receives the softmax probabilities (kept
- * for the backward; with a causal mask the entries above the diagonal are
- * 0); qkv [B, T, 3C] holds q, k and v side by side as produced by
- * in_proj (columns 0..C-1 are q, head h uses columns h*D..h*D+D-1 of each).
- * Scores are scaled by 1/sqrt(D); causal != 0 lets token t attend only to
- * tokens 0..t. The softmax runs in fp32 with the row maximum subtracted. */
+/* out [B, T, C]; att [T, T] work space that ends with the softmax
+ * probabilities of the last (sample, head); qkv [B, T, 3C] contains q, k
+ * and v side by side as produced by in_proj (columns 0..C-1 are q, head h
+ * uses columns h*D..h*D+D-1 of each). Scores are scaled by 1/sqrt(D);
+ * causal != 0 lets token t attend only to tokens 0..t (the probabilities
+ * above the diagonal are 0). The softmax runs in fp32 with the row maximum
+ * subtracted. */
 void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int H, int causal);
-/* dqkv [B, T, 3C] += gradient; scratch [T, T] floats of caller-owned
- * work space; dout [B, T, C]; att and qkv from the forward. */
-void attention_backward(float *dqkv, float *scratch, const float *dout, const float *att, const float *qkv, int B,
-                        int T, int C, int H, int causal);
+/* dqkv [B, T, 3C] += gradient; scratch [2, T, T] floats of caller-owned
+ * work space; dout [B, T, C]; qkv from the forward. The probabilities are
+ * recomputed from q and k, one head at a time, so the forward keeps none. */
+void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, int B, int T, int C, int H,
+                        int causal);
 
 /* Attention of a single query row per sample (the pooled token of a last
  * block) over all T tokens of that sample. out [B, C]; att [B, H, T]

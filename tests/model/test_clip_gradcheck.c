@@ -213,7 +213,7 @@ static void test_fresh_adapters_compute_plain_clip(void)
     memcpy(with_fresh, s.img, sizeof(float) * s.n_images * E);
     for (int block = 0; block < s.config->vision_layers; block++) {
         int rows = 0;
-        const float *a = clip_workspace_visual_adapter_output(s.ws, block, &rows);
+        const float *a = clip_workspace_visual_adapter_output(s.model, s.ws, block, &rows);
         CHECK_EQ_INT(rows, s.n_images * clip_vision_tokens(s.config));
         double largest = 0;
         for (int i = 0; a != NULL && i < rows * s.config->vision_width; i++)

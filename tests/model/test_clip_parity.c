@@ -89,7 +89,7 @@ static void check_adapter_hidden(fixture *fx, clip_workspace *ws, int flags, con
         int blocks = modality == CLIP_VISUAL ? c->vision_layers : c->text_layers;
         for (int block = 0; block < blocks; block++) {
             int rows = 0, hidden_rows = 0;
-            const float *a = clip_workspace_adapter_output(ws, modality, block, &rows);
+            const float *a = clip_workspace_adapter_output(fx->model, ws, modality, block, &rows);
             const float *z = clip_workspace_adapter_hidden(ws, modality, block, &hidden_rows);
             if (!all_tokens && block == blocks - 1) {
                 CHECK(a == NULL);
@@ -161,7 +161,7 @@ static void test_eval_parity(fixture *fx, clip_workspace *ws, int flags, const c
     int readable_blocks = fx->config->vision_layers - ((flags & CLIP_ENCODE_ALL_TOKENS) ? 0 : 1);
     for (int block = 0; block < readable_blocks; block++) {
         int rows = 0;
-        const float *a = clip_workspace_visual_adapter_output(ws, block, &rows);
+        const float *a = clip_workspace_visual_adapter_output(fx->model, ws, block, &rows);
         CHECK_EQ_INT(rows, fx->n_images * clip_vision_tokens(fx->config));
         char tensor[64];
         snprintf(tensor, sizeof tensor, "eval.visual_adapter_output.%d", block);
@@ -257,7 +257,7 @@ static void test_bad_calls(fixture *fx)
     CHECK_FAILS_WITH(clip_backward_images(fx->model, eval_only, fx->d_image, grads), "keep_for_backward");
 
     int rows = -1;
-    CHECK(clip_workspace_visual_adapter_output(eval_only, 0, &rows) == NULL);
+    CHECK(clip_workspace_visual_adapter_output(fx->model, eval_only, 0, &rows) == NULL);
     CHECK_EQ_INT(rows, 0);
 
     /* eval-only workspaces still give the same features */

@@ -118,7 +118,7 @@ int main(int argc, char **argv)
                                 (int)basis_count, basis_begin, CLIP_ENCODE_ALL_TOKENS, key, features));
     for (int block = 0; block < config.vision_layers; block++) {
         int rows = 0;
-        const float *outputs = clip_workspace_visual_adapter_output(trainer_workspace(t), block, &rows);
+        const float *outputs = clip_workspace_visual_adapter_output(model, trainer_workspace(t), block, &rows);
         CHECK_OK(nullspace_collector_add(collector, block, outputs, rows));
     }
     CHECK_OK(nullspace_build_bases(state, collector));
