@@ -98,8 +98,9 @@ static int bench_collect_factored(const bench_settings *b, float **hidden, float
         DMNSP_TRY(nullspace_collector_add_factored(collector, l, hidden[l], rows, b->rank, up_w[l], bias, 1.0f));
     double collect = slowest(MPI_Wtime() - start), cpu = slowest(cpu_now() - cpu_start);
     if (dist_rank() == 0)
-        printf("collect     %d blocks, factored (hidden width %d): %.3f s (CPU %.3f s)\n", b->blocks, b->rank,
-               collect, cpu);
+        printf("collect     %d blocks, factored (hidden width %d): %.3f s (CPU %.3f s)\n"
+               "result impl=dmnsp bench=collect_factored ranks=%d seconds=%.3f\n",
+               b->blocks, b->rank, collect, cpu, dist_size(), collect);
     fflush(stdout);
     free(bias);
     nullspace_collector_destroy(collector);
@@ -152,6 +153,9 @@ static int bench_solver(const bench_settings *b, nullspace_solver solver, nullsp
                "lambda step %.3f s (CPU of the slowest rank: %.3f, %.3f, %.3f s)\n",
                nullspace_solver_name(solver), dist_size(), collect, build, lambda, collect + build, collect + lambda,
                collect_cpu, build_cpu, lambda_cpu);
+    if (dist_rank() == 0)
+        printf("result impl=dmnsp bench=basis solver=%s ranks=%d collect_s=%.3f build_s=%.3f lambda_s=%.3f\n",
+               nullspace_solver_name(solver), dist_size(), collect, build, lambda);
     fflush(stdout);
     nullspace_state_destroy(state);
     return 0;
@@ -226,6 +230,9 @@ static int bench_projection(const bench_settings *b, int tasks, nullspace_union 
                "(non-finite %ld)\n",
                b->blocks, b->width, b->bottleneck, tasks,
                union_mode == NULLSPACE_UNION_CONCAT ? "concat" : "orthonormal", 1e3 * seconds, 1e3 * cpu, nonfinite);
+    if (dist_rank() == 0)
+        printf("result impl=dmnsp bench=projection past_tasks=%d union=%s ranks=%d ms_per_step=%.3f\n", tasks,
+               union_mode == NULLSPACE_UNION_CONCAT ? "concat" : "orthonormal", dist_size(), 1e3 * seconds);
     free(gradients);
     nullspace_state_destroy(state);
     return 0;

@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# Runs dmnsp's benchmarks and the PyTorch reference on this machine and
+# prints one table with the ratios dmnsp / PyTorch and dmnsp / sgemm
+# ceiling. Run it from anywhere on an otherwise idle machine:
+#
+#   bash bench/run.sh [--threads N] [--quick] [--build DIR] [--log FILE]
+#
+#   --threads N  threads per process for both dmnsp and PyTorch (default 1:
+#                the per-core comparison)
+#   --quick      only batch 8 and the tiny preset (about 3 minutes instead
+#                of about 15)
+#   --build DIR  build folder with the bench programs (default build; it is
+#                configured and built when the programs are missing)
+#   --log FILE   where every program's output goes (default
+#                DIR/bench-results.log)
+#
+# Every program prints a "result ..." line of key=value fields; the table
+# is made from those lines. PyTorch columns need Debian's python3-torch
+# (/usr/bin/python3); without it they show "n/a".
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+top="$(dirname "$here")"
+threads=1
+quick=0
+build="$top/build"
+log=""
+
+usage() {
+    sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+}
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --threads)
+        [ $# -ge 2 ] || { echo "run.sh: --threads needs a value" >&2; exit 2; }
+        threads="$2"
+        shift 2
+        ;;
+    --quick)
+        quick=1
+        shift
+        ;;
+    --build)
+        [ $# -ge 2 ] || { echo "run.sh: --build needs a folder" >&2; exit 2; }
+        build="$2"
+        shift 2
+        ;;
+    --log)
+        [ $# -ge 2 ] || { echo "run.sh: --log needs a file" >&2; exit 2; }
+        log="$2"
+        shift 2
+        ;;
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    *)
+        echo "run.sh: unknown option '$1'" >&2
+        usage >&2
+        exit 2
+        ;;
+    esac
+done
+case "$threads" in
+'' | *[!0-9]* | 0)
+    echo "run.sh: --threads needs a positive integer (got '$threads')" >&2
+    exit 2
+    ;;
+esac
+[ -n "$log" ] || log="$build/bench-results.log"
+
+programs=(bench_gemm bench_clip bench_train bench_nullspace)
+missing=0
+for program in "${programs[@]}"; do
+    [ -x "$build/bench/$program" ] || missing=1
+done
+if [ "$missing" = 1 ]; then
+    echo "run.sh: building the bench programs in $build" >&2
+    cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build "$build" -j "$(nproc)" --target "${programs[@]}" >/dev/null
+fi
+
+cores="$(nproc)"
+export OPENBLAS_NUM_THREADS="$threads" OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
+have_torch=0
+if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+    have_torch=1
+else
+    echo "run.sh: /usr/bin/python3 cannot import torch (Debian package python3-torch), so the PyTorch columns show n/a" >&2
+fi
+mpiexec_cmd=(mpiexec -n 2)
+if [ "$(id -u)" = 0 ]; then
+    mpiexec_cmd+=(--allow-run-as-root)
+fi
+mpiexec_cmd+=(--oversubscribe)
+
+mkdir -p "$(dirname "$log")"
+: >"$log"
+
+# Runs one program, appends its output to the log and shows its progress.
+run() {
+    local label="$1"
+    shift
+    echo "run.sh: $label" >&2
+    {
+        echo "## $label: $*"
+        "$@" 2>&1
+    } >>"$log" || {
+        echo "run.sh: '$label' failed; its output is in $log" >&2
+        exit 1
+    }
+}
+
+dmnsp_bench="$build/bench"
+torch_bench=(/usr/bin/python3 "$here/torch_bench.py" --threads "$threads")
+
+load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
+run "sgemm ceiling, batch 32 shapes" "$dmnsp_bench/bench_gemm" --batch 32
+
+batches_b16=(8 32)
+[ "$quick" = 1 ] && batches_b16=(8)
+for batch in "${batches_b16[@]}"; do
+    run "dmnsp ViT-B/16 forward, batch $batch" "$dmnsp_bench/bench_clip" --preset ViT-B/16 --batch "$batch" --steps 2
+    run "dmnsp ViT-B/16 train step, batch $batch" "$dmnsp_bench/bench_train" --preset ViT-B/16 --batch "$batch" --steps 2
+    if [ "$have_torch" = 1 ]; then
+        run "PyTorch ViT-B/16 forward, batch $batch" "${torch_bench[@]}" --preset ViT-B/16 --mode forward --batch "$batch"
+        run "PyTorch ViT-B/16 train step, batch $batch" "${torch_bench[@]}" --preset ViT-B/16 --mode train --batch "$batch"
+    fi
+done
+run "dmnsp tiny forward, batch 128" "$dmnsp_bench/bench_clip" --preset tiny --batch 128 --steps 5
+run "dmnsp tiny train step, batch 128" "$dmnsp_bench/bench_train" --preset tiny --batch 128 --steps 5
+if [ "$have_torch" = 1 ]; then
+    run "PyTorch tiny forward, batch 128" "${torch_bench[@]}" --preset tiny --mode forward --batch 128 --steps 5
+    run "PyTorch tiny train step, batch 128" "${torch_bench[@]}" --preset tiny --mode train --batch 128 --steps 5
+fi
+
+run "DMNSP basis step, ViT-B/16 shapes" "$dmnsp_bench/bench_nullspace" --solvers lapack --tasks 1,9
+if [ "$quick" = 0 ]; then
+    run "dmnsp ViT-B/16 train step, batch 128 (memory)" "$dmnsp_bench/bench_train" --preset ViT-B/16 --batch 128 \
+        --steps 1 --warmup 0
+    if [ "$threads" = 1 ]; then
+        run "dmnsp tiny train step, batch 128, 2 ranks" "${mpiexec_cmd[@]}" "$dmnsp_bench/bench_train" --preset tiny \
+            --batch 128 --steps 5
+        run "dmnsp ViT-B/16 train step, batch 32, 2 ranks" "${mpiexec_cmd[@]}" "$dmnsp_bench/bench_train" \
+            --preset ViT-B/16 --batch 32 --steps 2
+    fi
+fi
+load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---- the table ----------------------------------------------------------
+
+# Prints field KEY of the last result line that contains every KEY=VALUE
+# given before it, or "n/a".
+field() {
+    local key="${*: -1}"
+    local filters=("${@:1:$#-1}")
+    awk -v key="$key" -v filters="${filters[*]}" '
+        BEGIN { n = split(filters, want, " ") }
+        $1 == "result" {
+            ok = 1
+            for (i = 1; i <= n; i++) {
+                found = 0
+                for (f = 2; f <= NF; f++)
+                    if ($f == want[i]) found = 1
+                if (!found) ok = 0
+            }
+            if (!ok) next
+            value = ""
+            for (f = 2; f <= NF; f++)
+                if (index($f, key "=") == 1) value = substr($f, length(key) + 2)
+            last = value
+        }
+        END { print (last == "" ? "n/a" : last) }' "$log"
+}
+
+# ratio A B [SCALE]: A / B · SCALE with two decimals, or n/a.
+ratio() {
+    awk -v a="$1" -v b="$2" -v s="${3:-1}" 'BEGIN {
+        if (a == "n/a" || b == "n/a" || b + 0 == 0) print "n/a"; else printf "%.2f\n", a / b * s }'
+}
+
+ceiling="$(field impl=sgemm ceiling_gflops)"
+cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)"
+openblas="$(dpkg-query -W -f '${Package} ${Version}' 'libopenblas0-pthread' 2>/dev/null || echo unknown)"
+torch_version="n/a"
+[ "$have_torch" = 1 ] && torch_version="$(/usr/bin/python3 -c 'import torch; print(torch.__version__)' 2>/dev/null)"
+
+echo
+echo "Machine: $cpu, $cores usable cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo);"
+echo "$openblas; torch $torch_version; $threads thread(s) per process; load average $load_start at the start, $load_end at the end"
+echo "sgemm ceiling (best ViT-B/16 shape at batch 32): $ceiling GFLOP/s"
+echo
+printf '| %-32s | %11s | %11s | %13s | %12s | %10s | %10s | %10s |\n' run "dmnsp img/s" "torch img/s" \
+    "dmnsp / torch" "dmnsp GFLOP/s" "of ceiling" "dmnsp RSS" "torch RSS"
+printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..34})" "$(printf -- '-%.0s' {1..13})" \
+    "$(printf -- '-%.0s' {1..13})" "$(printf -- '-%.0s' {1..15})" "$(printf -- '-%.0s' {1..14})" \
+    "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..12})"
+
+row() {
+    local label="$1" preset="$2" mode="$3" batch="$4"
+    local ours theirs gflops ours_rss theirs_rss
+    ours="$(field impl=dmnsp "preset=$preset" "mode=$mode" "batch=$batch" ranks=1 images_per_s)"
+    theirs="$(field impl=torch "preset=$preset" "mode=$mode" "batch=$batch" images_per_s)"
+    gflops="$(field impl=dmnsp "preset=$preset" "mode=$mode" "batch=$batch" ranks=1 gflops)"
+    ours_rss="$(field impl=dmnsp "preset=$preset" "mode=$mode" "batch=$batch" ranks=1 peak_rss_mib)"
+    theirs_rss="$(field impl=torch "preset=$preset" "mode=$mode" "batch=$batch" peak_rss_mib)"
+    local of_ceiling
+    of_ceiling="$(ratio "$gflops" "$ceiling" 100)"
+    [ "$of_ceiling" = "n/a" ] || of_ceiling="$of_ceiling %"
+    printf '| %-32s | %11s | %11s | %13s | %12s | %10s | %10s | %10s |\n' "$label" "$ours" "$theirs" \
+        "$(ratio "$ours" "$theirs")" "$gflops" "$of_ceiling" "${ours_rss} MiB" "${theirs_rss} MiB"
+}
+
+for batch in "${batches_b16[@]}"; do
+    row "ViT-B/16 eval forward, batch $batch" ViT-B/16 forward "$batch"
+    row "ViT-B/16 training step, batch $batch" ViT-B/16 train "$batch"
+done
+row "tiny eval forward, batch 128" tiny forward 128
+row "tiny training step, batch 128" tiny train 128
+if [ "$quick" = 0 ]; then
+    row "ViT-B/16 training step, batch 128" ViT-B/16 train 128
+fi
+
+echo
+# dmnsp train collects covariances from the adapters' hidden activations
+# (factored); the dsyrk collect of the full outputs is the fallback.
+factored="$(field impl=dmnsp bench=collect_factored ranks=1 seconds)"
+build_s="$(field impl=dmnsp bench=basis solver=lapack ranks=1 build_s)"
+lambda_s="$(field impl=dmnsp bench=basis solver=lapack ranks=1 lambda_s)"
+basis="$(awk -v a="$factored" -v b="$build_s" 'BEGIN { if (a == "n/a" || b == "n/a") print "n/a"; else printf "%.2f\n", a + b }')"
+lambda="$(awk -v a="$factored" -v b="$lambda_s" 'BEGIN { if (a == "n/a" || b == "n/a") print "n/a"; else printf "%.2f\n", a + b }')"
+projection_1="$(field impl=dmnsp bench=projection past_tasks=1 union=concat ms_per_step)"
+projection_9="$(field impl=dmnsp bench=projection past_tasks=9 union=concat ms_per_step)"
+step_batch="${batches_b16[-1]}"
+step_s="$(field impl=dmnsp preset=ViT-B/16 mode=train "batch=$step_batch" ranks=1 seconds_per_step)"
+echo "DMNSP on ViT-B/16 shapes (12 blocks of width 768, 128 images x 197 tokens, LAPACK):"
+echo "  basis step $basis s (factored collect $factored s + bases $build_s s), lambda step $lambda s"
+echo "  projection $projection_1 ms (1 past task), $projection_9 ms (9 past tasks):" \
+    "$(ratio "$projection_9" "$step_s" 0.1) % of a batch-$step_batch training step"
+
+if [ "$quick" = 0 ] && [ "$threads" = 1 ]; then
+    echo
+    echo "Data parallel, 1 thread per rank:"
+    for spec in "tiny 128" "ViT-B/16 32"; do
+        set -- $spec
+        one="$(field impl=dmnsp "preset=$1" mode=train "batch=$2" ranks=1 images_per_s)"
+        two="$(field impl=dmnsp "preset=$1" mode=train "batch=$2" ranks=2 images_per_s)"
+        echo "  $1 training step, batch $2: 1 rank $one img/s, 2 ranks $two img/s, speed-up $(ratio "$two" "$one")"
+    done
+fi
+echo
+echo "Every program's output: $log"
