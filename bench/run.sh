@@ -13,6 +13,8 @@
 #                configured and built when the programs are missing)
 #   --log FILE   where every program's output goes (default
 #                DIR/bench-results.log)
+#   --table-only print the table from an existing --log file without
+#                running anything
 #
 # Every program prints a "result ..." line of key=value fields; the table
 # is made from those lines. PyTorch columns need Debian's python3-torch
@@ -25,9 +27,10 @@ threads=1
 quick=0
 build="$top/build"
 log=""
+table_only=0
 
 usage() {
-    sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 while [ $# -gt 0 ]; do
@@ -39,6 +42,10 @@ while [ $# -gt 0 ]; do
         ;;
     --quick)
         quick=1
+        shift
+        ;;
+    --table-only)
+        table_only=1
         shift
         ;;
     --build)
@@ -70,34 +77,6 @@ case "$threads" in
 esac
 [ -n "$log" ] || log="$build/bench-results.log"
 
-programs=(bench_gemm bench_clip bench_train bench_nullspace)
-missing=0
-for program in "${programs[@]}"; do
-    [ -x "$build/bench/$program" ] || missing=1
-done
-if [ "$missing" = 1 ]; then
-    echo "run.sh: building the bench programs in $build" >&2
-    cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$build" -j "$(nproc)" --target "${programs[@]}" >/dev/null
-fi
-
-cores="$(nproc)"
-export OPENBLAS_NUM_THREADS="$threads" OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
-have_torch=0
-if /usr/bin/python3 -c "import torch" 2>/dev/null; then
-    have_torch=1
-else
-    echo "run.sh: /usr/bin/python3 cannot import torch (Debian package python3-torch), so the PyTorch columns show n/a" >&2
-fi
-mpiexec_cmd=(mpiexec -n 2)
-if [ "$(id -u)" = 0 ]; then
-    mpiexec_cmd+=(--allow-run-as-root)
-fi
-mpiexec_cmd+=(--oversubscribe)
-
-mkdir -p "$(dirname "$log")"
-: >"$log"
-
 # Runs one program, appends its output to the log and shows its progress.
 run() {
     local label="$1"
@@ -112,41 +91,97 @@ run() {
     }
 }
 
-dmnsp_bench="$build/bench"
-torch_bench=(/usr/bin/python3 "$here/torch_bench.py" --threads "$threads")
+# Builds what is missing and runs every benchmark into the log.
+run_all() {
+    local programs=(bench_gemm bench_clip bench_train bench_nullspace) missing=0 program
+    for program in "${programs[@]}"; do
+        [ -x "$build/bench/$program" ] || missing=1
+    done
+    if [ "$missing" = 1 ]; then
+        echo "run.sh: building the bench programs in $build" >&2
+        cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+        cmake --build "$build" -j "$(nproc)" --target "${programs[@]}" >/dev/null
+    fi
 
-load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
-run "sgemm ceiling, batch 32 shapes" "$dmnsp_bench/bench_gemm" --batch 32
+    local cores
+    cores="$(nproc)"
+    export OPENBLAS_NUM_THREADS="$threads" OMP_NUM_THREADS="$threads" OMP_WAIT_POLICY=passive
+    local have_torch=0
+    if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+        have_torch=1
+    else
+        echo "run.sh: /usr/bin/python3 cannot import torch (Debian package python3-torch), so the PyTorch" \
+            "columns show n/a" >&2
+    fi
+    local mpiexec_cmd=(mpiexec -n 2)
+    if [ "$(id -u)" = 0 ]; then
+        mpiexec_cmd+=(--allow-run-as-root)
+    fi
+    mpiexec_cmd+=(--oversubscribe)
+    local dmnsp_bench="$build/bench"
+    local torch_bench=(/usr/bin/python3 "$here/torch_bench.py" --threads "$threads")
 
+    mkdir -p "$(dirname "$log")"
+    : >"$log"
+    local cpu openblas torch_version="n/a"
+    cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)"
+    openblas="$(dpkg-query -W -f '${Package} ${Version}' libopenblas0-pthread 2>/dev/null || echo "OpenBLAS unknown")"
+    [ "$have_torch" = 1 ] && torch_version="$(/usr/bin/python3 -c 'import torch; print(torch.__version__)')"
+    {
+        echo "# machine: $cpu, $cores usable cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
+        echo "# software: $openblas; torch $torch_version"
+        echo "# settings: $threads thread(s) per process, quick $quick, $(date -u '+%Y-%m-%d %H:%M UTC')"
+        echo "# load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    } >>"$log"
+
+    run "sgemm ceiling, batch 32 shapes" "$dmnsp_bench/bench_gemm" --batch 32
+    local batch
+    for batch in "${batches_b16[@]}"; do
+        run "dmnsp ViT-B/16 forward, batch $batch" "$dmnsp_bench/bench_clip" --preset ViT-B/16 --batch "$batch" \
+            --steps 2
+        run "dmnsp ViT-B/16 train step, batch $batch" "$dmnsp_bench/bench_train" --preset ViT-B/16 --batch "$batch" \
+            --steps 2
+        if [ "$have_torch" = 1 ]; then
+            run "PyTorch ViT-B/16 forward, batch $batch" "${torch_bench[@]}" --preset ViT-B/16 --mode forward \
+                --batch "$batch"
+            run "PyTorch ViT-B/16 train step, batch $batch" "${torch_bench[@]}" --preset ViT-B/16 --mode train \
+                --batch "$batch"
+        fi
+    done
+    run "dmnsp tiny forward, batch 128" "$dmnsp_bench/bench_clip" --preset tiny --batch 128 --steps 10
+    run "dmnsp tiny train step, batch 128" "$dmnsp_bench/bench_train" --preset tiny --batch 128 --steps 10
+    if [ "$have_torch" = 1 ]; then
+        run "PyTorch tiny forward, batch 128" "${torch_bench[@]}" --preset tiny --mode forward --batch 128 --steps 10
+        run "PyTorch tiny train step, batch 128" "${torch_bench[@]}" --preset tiny --mode train --batch 128 --steps 10
+    fi
+
+    run "DMNSP basis step, ViT-B/16 shapes" "$dmnsp_bench/bench_nullspace" --solvers lapack --tasks 1,9
+    if [ "$quick" = 0 ]; then
+        run "dmnsp ViT-B/16 train step, batch 128 (memory)" "$dmnsp_bench/bench_train" --preset ViT-B/16 \
+            --batch 128 --steps 1 --warmup 0
+        if [ "$threads" = 1 ]; then
+            run "dmnsp tiny train step, batch 128, 2 ranks" "${mpiexec_cmd[@]}" "$dmnsp_bench/bench_train" \
+                --preset tiny --batch 128 --steps 10
+            run "dmnsp ViT-B/16 train step, batch 32, 2 ranks" "${mpiexec_cmd[@]}" "$dmnsp_bench/bench_train" \
+                --preset ViT-B/16 --batch 32 --steps 2
+        fi
+    fi
+    echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$log"
+}
+
+if [ "$table_only" = 1 ]; then
+    [ -f "$log" ] || { echo "run.sh: --table-only: log file '$log' not found" >&2; exit 2; }
+    settings="$(sed -n 's/^# settings: //p' "$log" | head -n 1)"
+    threads="$(echo "$settings" | awk '{print $1}')"
+    quick="$(echo "$settings" | sed -n 's/.*quick \([01]\).*/\1/p')"
+    if [ -z "$threads" ] || [ -z "$quick" ]; then
+        echo "run.sh: --table-only: '$log' has no settings line; is it a log of bench/run.sh?" >&2
+        exit 2
+    fi
+fi
 batches_b16=(8 32)
 [ "$quick" = 1 ] && batches_b16=(8)
-for batch in "${batches_b16[@]}"; do
-    run "dmnsp ViT-B/16 forward, batch $batch" "$dmnsp_bench/bench_clip" --preset ViT-B/16 --batch "$batch" --steps 2
-    run "dmnsp ViT-B/16 train step, batch $batch" "$dmnsp_bench/bench_train" --preset ViT-B/16 --batch "$batch" --steps 2
-    if [ "$have_torch" = 1 ]; then
-        run "PyTorch ViT-B/16 forward, batch $batch" "${torch_bench[@]}" --preset ViT-B/16 --mode forward --batch "$batch"
-        run "PyTorch ViT-B/16 train step, batch $batch" "${torch_bench[@]}" --preset ViT-B/16 --mode train --batch "$batch"
-    fi
-done
-run "dmnsp tiny forward, batch 128" "$dmnsp_bench/bench_clip" --preset tiny --batch 128 --steps 5
-run "dmnsp tiny train step, batch 128" "$dmnsp_bench/bench_train" --preset tiny --batch 128 --steps 5
-if [ "$have_torch" = 1 ]; then
-    run "PyTorch tiny forward, batch 128" "${torch_bench[@]}" --preset tiny --mode forward --batch 128 --steps 5
-    run "PyTorch tiny train step, batch 128" "${torch_bench[@]}" --preset tiny --mode train --batch 128 --steps 5
-fi
-
-run "DMNSP basis step, ViT-B/16 shapes" "$dmnsp_bench/bench_nullspace" --solvers lapack --tasks 1,9
-if [ "$quick" = 0 ]; then
-    run "dmnsp ViT-B/16 train step, batch 128 (memory)" "$dmnsp_bench/bench_train" --preset ViT-B/16 --batch 128 \
-        --steps 1 --warmup 0
-    if [ "$threads" = 1 ]; then
-        run "dmnsp tiny train step, batch 128, 2 ranks" "${mpiexec_cmd[@]}" "$dmnsp_bench/bench_train" --preset tiny \
-            --batch 128 --steps 5
-        run "dmnsp ViT-B/16 train step, batch 32, 2 ranks" "${mpiexec_cmd[@]}" "$dmnsp_bench/bench_train" \
-            --preset ViT-B/16 --batch 32 --steps 2
-    fi
-fi
-load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
+[ "$table_only" = 1 ] || run_all
 
 # ---- the table ----------------------------------------------------------
 
@@ -181,35 +216,45 @@ ratio() {
 }
 
 ceiling="$(field impl=sgemm ceiling_gflops)"
-cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)"
-openblas="$(dpkg-query -W -f '${Package} ${Version}' 'libopenblas0-pthread' 2>/dev/null || echo unknown)"
-torch_version="n/a"
-[ "$have_torch" = 1 ] && torch_version="$(/usr/bin/python3 -c 'import torch; print(torch.__version__)' 2>/dev/null)"
-
 echo
-echo "Machine: $cpu, $cores usable cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo);"
-echo "$openblas; torch $torch_version; $threads thread(s) per process; load average $load_start at the start, $load_end at the end"
+sed -n 's/^# //p' "$log"
 echo "sgemm ceiling (best ViT-B/16 shape at batch 32): $ceiling GFLOP/s"
 echo
-printf '| %-32s | %11s | %11s | %13s | %12s | %10s | %10s | %10s |\n' run "dmnsp img/s" "torch img/s" \
-    "dmnsp / torch" "dmnsp GFLOP/s" "of ceiling" "dmnsp RSS" "torch RSS"
-printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..34})" "$(printf -- '-%.0s' {1..13})" \
-    "$(printf -- '-%.0s' {1..13})" "$(printf -- '-%.0s' {1..15})" "$(printf -- '-%.0s' {1..14})" \
-    "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..12})"
+# Both programs are credited with the same model FLOPs per step (dmnsp's
+# count), so the GFLOP/s columns compare like with like.
+header="| %-34s | %11s | %11s | %13s | %21s | %21s | %10s | %10s |\n"
+# shellcheck disable=SC2059
+printf "$header" run "dmnsp img/s" "torch img/s" "dmnsp / torch" "dmnsp GFLOP/s (ceil.)" "torch GFLOP/s (ceil.)" \
+    "dmnsp RSS" "torch RSS"
+# shellcheck disable=SC2059
+dashes() { printf -- '-%.0s' $(seq 1 "$1"); }
+echo "|$(dashes 36)|$(dashes 13)|$(dashes 13)|$(dashes 15)|$(dashes 23)|$(dashes 23)|$(dashes 12)|$(dashes 12)|"
+
+# "VALUE (PERCENT of the ceiling)", or n/a.
+with_ceiling() {
+    [ "$1" = "n/a" ] && { echo "n/a"; return; }
+    awk -v value="$1" -v ceiling="$ceiling" 'BEGIN {
+        if (ceiling == "n/a" || ceiling + 0 == 0) printf "%.1f\n", value
+        else printf "%.1f (%.0f %%)\n", value, 100 * value / ceiling }'
+}
 
 row() {
     local label="$1" preset="$2" mode="$3" batch="$4"
-    local ours theirs gflops ours_rss theirs_rss
-    ours="$(field impl=dmnsp "preset=$preset" "mode=$mode" "batch=$batch" ranks=1 images_per_s)"
-    theirs="$(field impl=torch "preset=$preset" "mode=$mode" "batch=$batch" images_per_s)"
-    gflops="$(field impl=dmnsp "preset=$preset" "mode=$mode" "batch=$batch" ranks=1 gflops)"
-    ours_rss="$(field impl=dmnsp "preset=$preset" "mode=$mode" "batch=$batch" ranks=1 peak_rss_mib)"
-    theirs_rss="$(field impl=torch "preset=$preset" "mode=$mode" "batch=$batch" peak_rss_mib)"
-    local of_ceiling
-    of_ceiling="$(ratio "$gflops" "$ceiling" 100)"
-    [ "$of_ceiling" = "n/a" ] || of_ceiling="$of_ceiling %"
-    printf '| %-32s | %11s | %11s | %13s | %12s | %10s | %10s | %10s |\n' "$label" "$ours" "$theirs" \
-        "$(ratio "$ours" "$theirs")" "$gflops" "$of_ceiling" "${ours_rss} MiB" "${theirs_rss} MiB"
+    local filters=("preset=$preset" "mode=$mode" "batch=$batch")
+    local ours theirs gflops gflop_per_step theirs_gflops ours_rss theirs_rss
+    ours="$(field impl=dmnsp "${filters[@]}" ranks=1 images_per_s)"
+    theirs="$(field impl=torch "${filters[@]}" images_per_s)"
+    gflops="$(field impl=dmnsp "${filters[@]}" ranks=1 gflops)"
+    gflop_per_step="$(field impl=dmnsp "${filters[@]}" ranks=1 model_gflop_per_step)"
+    theirs_gflops="$(ratio "$gflop_per_step" "$batch" "$theirs")"
+    [ "$theirs" = "n/a" ] && theirs_gflops="n/a"
+    ours_rss="$(field impl=dmnsp "${filters[@]}" ranks=1 peak_rss_mib)"
+    theirs_rss="$(field impl=torch "${filters[@]}" peak_rss_mib)"
+    [ "$ours_rss" = "n/a" ] || ours_rss="$ours_rss MiB"
+    [ "$theirs_rss" = "n/a" ] || theirs_rss="$theirs_rss MiB"
+    # shellcheck disable=SC2059
+    printf "$header" "$label" "$ours" "$theirs" "$(ratio "$ours" "$theirs")" "$(with_ceiling "$gflops")" \
+        "$(with_ceiling "$theirs_gflops")" "$ours_rss" "$theirs_rss"
 }
 
 for batch in "${batches_b16[@]}"; do

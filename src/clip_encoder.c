@@ -234,6 +234,27 @@ size_t clip_workspace_bytes(const clip_workspace *ws)
     return ws->floats * sizeof(float);
 }
 
+size_t clip_workspace_required_bytes(const clip_config *c, int max_images, int max_texts, int keep_for_backward,
+                                     int recompute_blocks)
+{
+    if (max_images < 0 || max_texts < 0 || (max_images == 0 && max_texts == 0))
+        return 0;
+    encoder_state visual, text;
+    memset(&visual, 0, sizeof visual);
+    memset(&text, 0, sizeof text);
+    size_t floats = 0;
+    if (setup_encoder(&visual, c, CLIP_VISUAL, max_images, keep_for_backward, recompute_blocks) == 0 &&
+        setup_encoder(&text, c, CLIP_TEXT, max_texts, keep_for_backward, recompute_blocks) == 0) {
+        arena counter = {NULL, 0};
+        layout_encoder(&counter, &visual, c);
+        layout_encoder(&counter, &text, c);
+        floats = counter.used;
+    }
+    free_encoder(&visual);
+    free_encoder(&text);
+    return floats * sizeof(float);
+}
+
 uint64_t clip_dropout_stream(clip_dropout_key key, clip_modality modality, int block)
 {
     return ops_hash3(key.step, (uint64_t)modality, (uint64_t)block);

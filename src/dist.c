@@ -21,6 +21,9 @@ static char thread_summary[160];
 
 static const char petsc_help[] = "dmnsp: PETSc/SLEPc options (-svd_*, -eps_*, -log_view) follow the dmnsp arguments.\n";
 
+/* Ranks sharing this rank's node, counted by dist_init. */
+static int ranks_on_node = 1;
+
 int dist_init(const char *program, int petsc_argc, char **petsc_argv)
 {
     int initialized = 0;
@@ -36,7 +39,7 @@ int dist_init(const char *program, int petsc_argc, char **petsc_argv)
     log_set_rank(context.rank);
 
     MPI_Comm node = MPI_COMM_NULL;
-    int ranks_on_node = 1;
+    ranks_on_node = 1;
     if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
         MPI_Comm_size(node, &ranks_on_node);
         MPI_Comm_free(&node);
@@ -121,6 +124,11 @@ int dist_threads_may_spin(void)
 }
 
 const dist_context *dist_get(void) { return &context; }
+int dist_ranks_on_node(void)
+{
+    return ranks_on_node;
+}
+
 int dist_rank(void) { return context.rank; }
 int dist_size(void) { return context.size; }
 

@@ -7,6 +7,7 @@
 #include "dmnsp/log.h"
 #include "dmnsp/weights.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,6 +175,90 @@ static int open_prompts(experiment *e)
 
 /* ---- training and null spaces ----------------------------------------- */
 
+#define GIB (1024.0 * 1024.0 * 1024.0)
+
+/* Reads the first number of FILE (a cgroup file such as memory.max), or
+ * returns 0 when FILE is missing or contains "max". */
+static double read_first_number(const char *file)
+{
+    FILE *f = fopen(file, "r");
+    double value = 0;
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%lf", &value) != 1)
+        value = 0;
+    fclose(f);
+    return value;
+}
+
+/* Bytes this process can still allocate on its node: MemAvailable of
+ * /proc/meminfo, lowered to the free part of a cgroup v2 memory.max (a
+ * batch system's per-job limit) when there is one. 0 when unknown. */
+static double available_memory_bytes(void)
+{
+    double available = 0;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f != NULL) {
+        char line[256];
+        while (fgets(line, sizeof line, f) != NULL) {
+            double kib = 0;
+            if (sscanf(line, "MemAvailable: %lf kB", &kib) == 1)
+                available = kib * 1024.0;
+        }
+        fclose(f);
+    }
+
+    /* "0::/path" is the process's cgroup v2 */
+    char group[512] = "";
+    f = fopen("/proc/self/cgroup", "r");
+    if (f != NULL) {
+        char line[600];
+        while (fgets(line, sizeof line, f) != NULL)
+            if (strncmp(line, "0::", 3) == 0 && sscanf(line + 3, "%511s", group) != 1)
+                group[0] = '\0';
+        fclose(f);
+    }
+    if (group[0] == '/') {
+        char file[640];
+        snprintf(file, sizeof file, "/sys/fs/cgroup%s/memory.max", group);
+        double limit = read_first_number(file);
+        snprintf(file, sizeof file, "/sys/fs/cgroup%s/memory.current", group);
+        double used = read_first_number(file);
+        if (limit > 0 && (available == 0 || limit - used < available))
+            available = limit > used ? limit - used : 1;
+    }
+    return available;
+}
+
+/* Logs the activation memory a rank is about to allocate and fails, before
+ * allocating it, when the ranks of this node would need more than the node
+ * has available. Every rank of a node computes the same numbers. */
+static int check_activation_memory(const experiment *e, const train_config *tc)
+{
+    const clip_config *mc = &e->model_config;
+    double need = (double)clip_workspace_required_bytes(mc, tc->max_local_images, tc->max_classes, 1,
+                                                        tc->recompute_blocks);
+    double need_recompute =
+        (double)clip_workspace_required_bytes(mc, tc->max_local_images, tc->max_classes, 1, 1);
+    double available = available_memory_bytes();
+    int local = dist_ranks_on_node();
+    long batch = config_get_int(e->cfg, "batch_size");
+    log_info("activation memory: %.2f GiB per rank for %d images (batch_size %ld over %d rank(s)), "
+             "recompute_activations %s; %.1f GiB available on this node for %d rank(s)",
+             need / GIB, tc->max_local_images, batch, e->ranks, tc->recompute_blocks ? "true" : "false",
+             available / GIB, local);
+    if (available <= 0 || need * local <= available)
+        return 0;
+    if (tc->recompute_blocks)
+        return dmnsp_fail("batch_size %ld over %d rank(s) needs %.1f GiB of activation memory per rank, but this node "
+                          "has %.1f GiB available for %d rank(s); lower batch_size or run fewer ranks per node",
+                          batch, e->ranks, need / GIB, available / GIB, local);
+    return dmnsp_fail("batch_size %ld over %d rank(s) needs %.1f GiB of activation memory per rank, but this node has "
+                      "%.1f GiB available for %d rank(s); set recompute_activations=true (%.1f GiB per rank), "
+                      "lower batch_size or run fewer ranks per node",
+                      batch, e->ranks, need / GIB, available / GIB, local, need_recompute / GIB);
+}
+
 static int open_trainer(experiment *e)
 {
     const config *cfg = e->cfg;
@@ -190,6 +275,7 @@ static int open_trainer(experiment *e)
     tc.adamw.weight_decay = config_get_float(cfg, "weight_decay");
     tc.dropout_seed = e->seed;
     tc.comm = MPI_COMM_WORLD;
+    DMNSP_TRY(check_activation_memory(e, &tc));
     DMNSP_TRY(trainer_create(e->model, &tc, &e->trainer));
 
     int size = e->model_config.image_resolution;

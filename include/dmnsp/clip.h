@@ -89,6 +89,11 @@ int clip_workspace_create(const clip_model *m, int max_images, int max_texts, in
 void clip_workspace_free(clip_workspace *ws);
 /* Size in bytes of the workspace's activation memory. */
 size_t clip_workspace_bytes(const clip_workspace *ws);
+/* The size clip_workspace_create would allocate for these arguments,
+ * without allocating it; 0 for invalid batch sizes or when the small
+ * bookkeeping arrays cannot be allocated. */
+size_t clip_workspace_required_bytes(const clip_config *config, int max_images, int max_texts, int keep_for_backward,
+                                     int recompute_blocks);
 
 /* FLAGS of the encode calls. CLIP_ENCODE_TRAIN enables adapter dropout.
  * Without CLIP_ENCODE_ALL_TOKENS, the last block computes keys and values

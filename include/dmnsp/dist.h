@@ -43,6 +43,8 @@ int dist_threads_may_spin(void);
 
 const dist_context *dist_get(void);
 int dist_rank(void);
+/* Ranks on this rank's node (sharing its memory), 1 before dist_init. */
+int dist_ranks_on_node(void);
 int dist_size(void);
 int dist_is_initialized(void);
 

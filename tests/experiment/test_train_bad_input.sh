@@ -37,6 +37,9 @@ expect_failure "in model preset 'ViT-B/16'" runs/width small.yaml weights=$PWD/t
 run 2 train small.yaml weights=$PWD/tiny.safetensors model_name=auto max_tasks=1 epochs=1 \
     output_dir=runs/from_file >from_file.log 2>&1 || fail "training from a weights file failed: $(tail -n 5 from_file.log)"
 expect_failure "lamda_scale" runs/typo small.yaml lamda_scale=3
+# A batch whose activations exceed the node's memory fails before allocating them.
+expect_failure "set recompute_activations=true" runs/memory small.yaml batch_size=10000000
+expect_failure "lower batch_size" runs/memory_recompute small.yaml batch_size=10000000 recompute_activations=true
 # A warm-up longer than a task trains, with a warning about it.
 run 2 train small.yaml max_tasks=1 epochs=1 warmup_steps=100 output_dir=runs/warmup >warmup.log 2>&1 ||
     fail "the run with a long warm-up failed: $(tail -n 5 warmup.log)"
