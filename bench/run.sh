@@ -164,6 +164,11 @@ run_all() {
                 --preset tiny --batch 128 --steps 10
             run "dmnsp ViT-B/16 train step, batch 32, 2 ranks" "${mpiexec_cmd[@]}" "$dmnsp_bench/bench_train" \
                 --preset ViT-B/16 --batch 32 --steps 2
+            if [ "$have_torch" = 1 ]; then
+                run "PyTorch ViT-B/16 train step, batch 32, 2 threads" env OPENBLAS_NUM_THREADS=2 \
+                    OMP_NUM_THREADS=2 /usr/bin/python3 "$here/torch_bench.py" --threads 2 --preset ViT-B/16 \
+                    --mode train --batch 32
+            fi
         fi
     fi
     echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$log"
@@ -243,13 +248,13 @@ row() {
     local filters=("preset=$preset" "mode=$mode" "batch=$batch")
     local ours theirs gflops gflop_per_step theirs_gflops ours_rss theirs_rss
     ours="$(field impl=dmnsp "${filters[@]}" ranks=1 images_per_s)"
-    theirs="$(field impl=torch "${filters[@]}" images_per_s)"
+    theirs="$(field impl=torch "${filters[@]}" "threads=$threads" images_per_s)"
     gflops="$(field impl=dmnsp "${filters[@]}" ranks=1 gflops)"
     gflop_per_step="$(field impl=dmnsp "${filters[@]}" ranks=1 model_gflop_per_step)"
     theirs_gflops="$(ratio "$gflop_per_step" "$batch" "$theirs")"
     [ "$theirs" = "n/a" ] && theirs_gflops="n/a"
     ours_rss="$(field impl=dmnsp "${filters[@]}" ranks=1 peak_rss_mib)"
-    theirs_rss="$(field impl=torch "${filters[@]}" peak_rss_mib)"
+    theirs_rss="$(field impl=torch "${filters[@]}" "threads=$threads" peak_rss_mib)"
     [ "$ours_rss" = "n/a" ] || ours_rss="$ours_rss MiB"
     [ "$theirs_rss" = "n/a" ] || theirs_rss="$theirs_rss MiB"
     # shellcheck disable=SC2059
@@ -293,6 +298,9 @@ if [ "$quick" = 0 ] && [ "$threads" = 1 ]; then
         two="$(field impl=dmnsp "preset=$1" mode=train "batch=$2" ranks=2 images_per_s)"
         echo "  $1 training step, batch $2: 1 rank $one img/s, 2 ranks $two img/s, speed-up $(ratio "$two" "$one")"
     done
+    torch_two="$(field impl=torch preset=ViT-B/16 mode=train batch=32 threads=2 images_per_s)"
+    echo "Both cores: dmnsp on 2 ranks $two img/s, PyTorch with 2 threads $torch_two img/s," \
+        "dmnsp / torch $(ratio "$two" "$torch_two") (ViT-B/16 training step, batch 32)"
 fi
 echo
 echo "Every program's output: $log"
