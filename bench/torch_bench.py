@@ -34,29 +34,17 @@ import resource
 import sys
 import time
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
-@dataclass
-class ClipShape:
-    image_resolution: int
-    patch_size: int
-    vision_width: int
-    vision_layers: int
-    vision_heads: int
-    context_length: int
-    vocab_size: int
-    text_width: int
-    text_layers: int
-    text_heads: int
-    embed_dim: int
-    adapter_bottleneck: int = 64
-    adapter_scale: float = 0.1
-    adapter_dropout: float = 0.1
+# The shape record of the reference model that dmnsp's parity fixtures
+# come from, so --check compares like with like.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reference"))
+import clip_reference  # noqa: E402
+from clip_reference import ClipConfig as ClipShape  # noqa: E402
 
 
 # The same shapes as dmnsp's presets in src/clip_layout.c.
@@ -221,14 +209,10 @@ def relative_difference(actual, expected):
 
 def check_against_reference(shape, tolerance=1e-4):
     """Compare eval-mode features with clip_reference.py and return the mismatches as messages."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reference"))
-    import clip_reference
-
     model = Clip(shape)
     init_random(model, seed=1)
     model.eval()
     params = {name: value.detach().double() for name, value in model.state_dict().items()}
-    reference_shape = clip_reference.ClipConfig(**asdict(shape))
 
     generator = torch.Generator().manual_seed(2)
     images = torch.randn(3, 3, shape.image_resolution, shape.image_resolution, generator=generator)
@@ -240,8 +224,8 @@ def check_against_reference(shape, tolerance=1e-4):
     with torch.no_grad():
         results = {
             "image features": (model.encode_image(images),
-                               clip_reference.encode_images(params, reference_shape, images.double())[0]),
-            "text features": (model.encode_text(tokens), clip_reference.encode_texts(params, reference_shape, tokens)),
+                               clip_reference.encode_images(params, shape, images.double())[0]),
+            "text features": (model.encode_text(tokens), clip_reference.encode_texts(params, shape, tokens)),
         }
         full_text = results["text features"][0].double()
         results["text features, cut rows"] = (model.encode_text(cut_after_last_end(tokens)), full_text)
