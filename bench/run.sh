@@ -4,11 +4,12 @@
 # ceiling. Run it from anywhere on an otherwise idle machine:
 #
 #   bash bench/run.sh [--threads N] [--quick] [--build DIR] [--log FILE]
+#                     [--table-only] [--help]
 #
 #   --threads N  threads per process for both dmnsp and PyTorch (default 1:
 #                the per-core comparison)
-#   --quick      only batch 8 and the tiny preset (about 3 minutes instead
-#                of about 15)
+#   --quick      only batch 8 and the tiny preset (about 4 minutes instead
+#                of about 17)
 #   --build DIR  build folder with the bench programs (default build; it is
 #                configured and built when the programs are missing)
 #   --log FILE   where every program's output goes (default
@@ -18,7 +19,8 @@
 #
 # Every program prints a "result ..." line of key=value fields; the table
 # is made from those lines. PyTorch columns need Debian's python3-torch
-# (/usr/bin/python3); without it they show "n/a".
+# (/usr/bin/python3); without it they show "n/a". bench/RESULTS.md explains
+# the columns.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,7 +32,7 @@ log=""
 table_only=0
 
 usage() {
-    sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 while [ $# -gt 0 ]; do
@@ -134,8 +136,13 @@ run_all() {
         echo "# load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
     } >>"$log"
 
-    run "sgemm ceiling, batch 32 shapes" "$dmnsp_bench/bench_gemm" --batch 32
     local batch
+    for batch in "${batches_b16[@]}"; do
+        run "sgemm ceiling, ViT-B/16 batch $batch shapes" "$dmnsp_bench/bench_gemm" --preset ViT-B/16 --batch "$batch"
+    done
+    [ "$quick" = 1 ] || run "sgemm ceiling, ViT-B/16 batch 128 shapes" "$dmnsp_bench/bench_gemm" --preset ViT-B/16 \
+        --batch 128
+    run "sgemm ceiling, tiny batch 128 shapes" "$dmnsp_bench/bench_gemm" --preset tiny --batch 128
     for batch in "${batches_b16[@]}"; do
         run "dmnsp ViT-B/16 forward, batch $batch" "$dmnsp_bench/bench_clip" --preset ViT-B/16 --batch "$batch" \
             --steps 2
@@ -146,6 +153,8 @@ run_all() {
                 --batch "$batch"
             run "PyTorch ViT-B/16 train step, batch $batch" "${torch_bench[@]}" --preset ViT-B/16 --mode train \
                 --batch "$batch"
+            run "PyTorch ViT-B/16 train step, batch $batch, prompts cut" "${torch_bench[@]}" --preset ViT-B/16 \
+                --mode train --batch "$batch" --cut-text
         fi
     done
     run "dmnsp tiny forward, batch 128" "$dmnsp_bench/bench_clip" --preset tiny --batch 128 --steps 10
@@ -220,51 +229,60 @@ ratio() {
         if (a == "n/a" || b == "n/a" || b + 0 == 0) print "n/a"; else printf "%.2f\n", a / b * s }'
 }
 
-ceiling="$(field impl=sgemm ceiling_gflops)"
+if ! grep -q '^result impl=dmnsp' "$log"; then
+    echo "run.sh: warning: '$log' has no dmnsp result lines (an interrupted run?); the table shows n/a" >&2
+fi
 echo
 sed -n 's/^# //p' "$log"
-echo "sgemm ceiling (best ViT-B/16 shape at batch 32): $ceiling GFLOP/s"
 echo
+
 # Both programs are credited with the same model FLOPs per step (dmnsp's
-# count), so the GFLOP/s columns compare like with like.
-header="| %-34s | %11s | %11s | %13s | %21s | %21s | %10s | %10s |\n"
+# count: prompts up to their end token), so the GFLOP/s columns compare
+# like with like. "ceil." is the percentage of the sgemm ceiling measured
+# at that row's preset and batch.
+header="| %-46s | %11s | %11s | %13s | %21s | %21s | %10s | %10s |\n"
 # shellcheck disable=SC2059
 printf "$header" run "dmnsp img/s" "torch img/s" "dmnsp / torch" "dmnsp GFLOP/s (ceil.)" "torch GFLOP/s (ceil.)" \
     "dmnsp RSS" "torch RSS"
-# shellcheck disable=SC2059
 dashes() { printf -- '-%.0s' $(seq 1 "$1"); }
-echo "|$(dashes 36)|$(dashes 13)|$(dashes 13)|$(dashes 15)|$(dashes 23)|$(dashes 23)|$(dashes 12)|$(dashes 12)|"
+echo "|$(dashes 48)|$(dashes 13)|$(dashes 13)|$(dashes 15)|$(dashes 23)|$(dashes 23)|$(dashes 12)|$(dashes 12)|"
 
-# "VALUE (PERCENT of the ceiling)", or n/a.
+# with_ceiling VALUE CEILING: "VALUE (PERCENT)", or n/a.
 with_ceiling() {
     [ "$1" = "n/a" ] && { echo "n/a"; return; }
-    awk -v value="$1" -v ceiling="$ceiling" 'BEGIN {
+    awk -v value="$1" -v ceiling="$2" 'BEGIN {
         if (ceiling == "n/a" || ceiling + 0 == 0) printf "%.1f\n", value
         else printf "%.1f (%.0f %%)\n", value, 100 * value / ceiling }'
 }
 
+# row LABEL PRESET MODE BATCH [CUT]: one line of the table. CUT=1 takes the
+# PyTorch run whose prompts were cut after their end token.
 row() {
-    local label="$1" preset="$2" mode="$3" batch="$4"
+    local label="$1" preset="$2" mode="$3" batch="$4" cut="${5:-0}"
     local filters=("preset=$preset" "mode=$mode" "batch=$batch")
-    local ours theirs gflops gflop_per_step theirs_gflops ours_rss theirs_rss
+    local torch_filters=("${filters[@]}" "threads=$threads")
+    [ "$mode" = train ] && torch_filters+=("cut_text=$cut")
+    local ours theirs gflops gflop_per_step theirs_gflops ours_rss theirs_rss ceiling
+    ceiling="$(field impl=sgemm "preset=$preset" "batch=$batch" ceiling_gflops)"
     ours="$(field impl=dmnsp "${filters[@]}" ranks=1 images_per_s)"
-    theirs="$(field impl=torch "${filters[@]}" "threads=$threads" images_per_s)"
+    theirs="$(field impl=torch "${torch_filters[@]}" images_per_s)"
     gflops="$(field impl=dmnsp "${filters[@]}" ranks=1 gflops)"
     gflop_per_step="$(field impl=dmnsp "${filters[@]}" ranks=1 model_gflop_per_step)"
     theirs_gflops="$(ratio "$gflop_per_step" "$batch" "$theirs")"
     [ "$theirs" = "n/a" ] && theirs_gflops="n/a"
     ours_rss="$(field impl=dmnsp "${filters[@]}" ranks=1 peak_rss_mib)"
-    theirs_rss="$(field impl=torch "${filters[@]}" "threads=$threads" peak_rss_mib)"
+    theirs_rss="$(field impl=torch "${torch_filters[@]}" peak_rss_mib)"
     [ "$ours_rss" = "n/a" ] || ours_rss="$ours_rss MiB"
     [ "$theirs_rss" = "n/a" ] || theirs_rss="$theirs_rss MiB"
     # shellcheck disable=SC2059
-    printf "$header" "$label" "$ours" "$theirs" "$(ratio "$ours" "$theirs")" "$(with_ceiling "$gflops")" \
-        "$(with_ceiling "$theirs_gflops")" "$ours_rss" "$theirs_rss"
+    printf "$header" "$label" "$ours" "$theirs" "$(ratio "$ours" "$theirs")" "$(with_ceiling "$gflops" "$ceiling")" \
+        "$(with_ceiling "$theirs_gflops" "$ceiling")" "$ours_rss" "$theirs_rss"
 }
 
 for batch in "${batches_b16[@]}"; do
     row "ViT-B/16 eval forward, batch $batch" ViT-B/16 forward "$batch"
     row "ViT-B/16 training step, batch $batch" ViT-B/16 train "$batch"
+    row "ViT-B/16 training step, batch $batch, torch cut" ViT-B/16 train "$batch" 1
 done
 row "tiny eval forward, batch 128" tiny forward 128
 row "tiny training step, batch 128" tiny train 128
@@ -298,7 +316,7 @@ if [ "$quick" = 0 ] && [ "$threads" = 1 ]; then
         two="$(field impl=dmnsp "preset=$1" mode=train "batch=$2" ranks=2 images_per_s)"
         echo "  $1 training step, batch $2: 1 rank $one img/s, 2 ranks $two img/s, speed-up $(ratio "$two" "$one")"
     done
-    torch_two="$(field impl=torch preset=ViT-B/16 mode=train batch=32 threads=2 images_per_s)"
+    torch_two="$(field impl=torch preset=ViT-B/16 mode=train batch=32 threads=2 cut_text=0 images_per_s)"
     echo "Both cores: dmnsp on 2 ranks $two img/s, PyTorch with 2 threads $torch_two img/s," \
         "dmnsp / torch $(ratio "$two" "$torch_two") (ViT-B/16 training step, batch 32)"
 fi

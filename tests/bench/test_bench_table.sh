@@ -17,7 +17,7 @@ log=$PWD/bench.log
     echo "# software: test libraries"
     echo "# settings: 1 thread(s) per process, quick 1, test"
     echo "## sgemm"
-    "$gemm" --preset tiny --batch 1 --repeat 1
+    "$gemm" --preset tiny --batch 128 --repeat 1
     echo "## forward"
     "$clip" --preset tiny --batch 128 --steps 1 --warmup 0
     echo "## train"
@@ -38,6 +38,8 @@ tiny_row=$(grep "^| tiny training step, batch 128" <<<"$table")
 [[ -n $tiny_row ]] || fail "the table has no tiny training row"
 ours=$(awk -F'|' '{print $3}' <<<"$tiny_row" | tr -d ' ')
 [[ $ours =~ ^[0-9]+\.[0-9]+$ ]] || fail "tiny training row: dmnsp images/s '$ours' is not a number"
+ceiling_share=$(awk -F'|' '{print $6}' <<<"$tiny_row")
+[[ $ceiling_share =~ \([0-9]+\ %\) ]] || fail "tiny training row: no share of the tiny sgemm ceiling in '$ceiling_share'"
 theirs=$(awk -F'|' '{print $4}' <<<"$tiny_row" | tr -d ' ')
 [[ $theirs == "n/a" ]] || fail "tiny training row: PyTorch images/s '$theirs', expected n/a without a PyTorch run"
 grep -q "^| ViT-B/16 eval forward, batch 8 .*n/a" <<<"$table" || fail "the ViT-B/16 row should be n/a"
