@@ -8,8 +8,8 @@
 #
 #   --threads N  threads per process for both dmnsp and PyTorch (default 1:
 #                the per-core comparison)
-#   --quick      only batch 8 and the tiny preset (about 4 minutes instead
-#                of about 17)
+#   --quick      only batch 8 and the tiny preset (about 5 minutes instead
+#                of about 18)
 #   --build DIR  build folder with the bench programs (default build; it is
 #                configured and built when the programs are missing)
 #   --log FILE   where every program's output goes (default

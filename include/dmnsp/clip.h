@@ -99,8 +99,8 @@ size_t clip_workspace_required_bytes(const clip_config *config, int max_images, 
  * Without CLIP_ENCODE_ALL_TOKENS, the last block computes keys and values
  * for every token and everything else for the pooled row of each sample
  * only (the class token, the end-of-text token). The features and
- * gradients stay the same, for about 1/L less work. The last block's
- * adapter activations then cover the pooled rows only, so
+ * gradients stay the same, and ViT-B/16 does about 7% less work. The last
+ * block's adapter activations then cover the pooled rows only, so
  * clip_workspace_adapter_hidden and _output return NULL for it, and
  * null-space collection passes CLIP_ENCODE_ALL_TOKENS. */
 enum { CLIP_ENCODE_TRAIN = 1, CLIP_ENCODE_ALL_TOKENS = 2 };
