@@ -46,9 +46,9 @@ static double peak_rss_mib(void)
     return (double)usage.ru_maxrss / 1024.0; /* ru_maxrss is in KiB on Linux */
 }
 
-static void usage(const char *argv0)
+static void usage(FILE *out, const char *argv0)
 {
-    fprintf(stderr,
+    fprintf(out,
             "usage: %s [--preset NAME] [--batch N] [--mode forward|train] [--steps S] [--warmup W] [--texts T] "
             "[--recompute]\n  presets: %s\n",
             argv0, clip_preset_names());
@@ -66,6 +66,10 @@ int main(int argc, char **argv)
     int batch = 8, steps = 5, warmup = 1, texts = 10, recompute = 0;
     for (int i = 1; i < argc; i++) {
         int has_value = i + 1 < argc;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout, argv[0]);
+            return 0;
+        }
         if (strcmp(argv[i], "--preset") == 0 && has_value)
             preset = argv[++i];
         else if (strcmp(argv[i], "--batch") == 0 && has_value)
@@ -81,7 +85,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--recompute") == 0)
             recompute = 1;
         else {
-            usage(argv[0]);
+            usage(stderr, argv[0]);
             return 2;
         }
     }
@@ -93,7 +97,7 @@ int main(int argc, char **argv)
 
     int train = strcmp(mode, "train") == 0;
     if ((!train && strcmp(mode, "forward") != 0) || batch <= 0 || steps <= 0 || warmup < 0 || texts <= 0) {
-        usage(argv[0]);
+        usage(stderr, argv[0]);
         return 2;
     }
 

@@ -57,6 +57,12 @@ out=$(bash "$run_sh" --threads x 2>&1)
 out=$(bash "$run_sh" --fast 2>&1)
 [[ $? -eq 2 && $out == *"unknown option '--fast'"* ]] || fail "--fast: '$out'"
 bash "$run_sh" --help | grep -q -- "--table-only" || fail "--help lacks --table-only"
+for program in "$gemm" "$clip" "$train" "$nullspace"; do
+    "$program" --help | grep -q -- "--batch\|--images" || fail "$(basename "$program") --help lacks its options"
+    "$program" --no-such-option >/dev/null 2>&1
+    status=$?
+    [[ $status -ne 0 ]] || fail "$(basename "$program") accepted --no-such-option"
+done
 
 if [[ $failures -ne 0 ]]; then
     echo "test_bench_table: $failures check(s) failed"
