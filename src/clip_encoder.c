@@ -305,6 +305,19 @@ static void scatter_add_rows(float *dst, const float *src, const int *tokens, in
     }
 }
 
+/* Computes the adapter output A [ROWS, C] = scale · (Z up_wᵀ + up_b) from
+ * the hidden activations Z [ROWS, K] of an adapter. */
+static void adapter_output_from_hidden(const clip_config *c, const clip_adapter_view *adapter, const float *z,
+                                       int rows, float *a)
+{
+    linear_forward(a, z, adapter->up_w, adapter->up_b, rows, adapter->bottleneck, adapter->width);
+    float scale = c->adapter_scale;
+    size_t count = (size_t)rows * adapter->width;
+#pragma omp parallel for simd schedule(static) if (count >= 32768)
+    for (size_t i = 0; i < count; i++)
+        a[i] *= scale;
+}
+
 /* The adapter and MLP half of block BLOCK, on the stream after attention
  * that s->x_mid holds (every token, or the pooled rows):
  *     a = scale · up(dropout(relu(down(x_mid))))
@@ -333,13 +346,9 @@ static void block_forward_tail(const clip_model *m, encoder_state *e, int block,
             dropout_forward(z, z, B, T, K, c->adapter_dropout, e->key.seed, stream, e->sample_offset,
                             e->max_tokens);
     }
-    linear_forward(a, z, adapter.up_w, adapter.up_b, N, K, C);
-    float scale = c->adapter_scale;
-    size_t NC = (size_t)N * C;
-#pragma omp parallel for simd schedule(static) if (NC >= 32768)
-    for (size_t i = 0; i < NC; i++)
-        a[i] *= scale;
+    adapter_output_from_hidden(c, &adapter, z, N, a);
 
+    size_t NC = (size_t)N * C;
     layernorm_forward(e->ln, s->ln_2_mean, s->ln_2_rstd, s->x_mid, w->ln_2_w, w->ln_2_b, N, C);
     linear_forward(s->fc, e->ln, w->c_fc_w, w->c_fc_b, N, C, 4 * C);
     quickgelu_forward(e->gelu, s->fc, (size_t)N * 4 * C);
@@ -692,11 +701,7 @@ const float *clip_workspace_adapter_output(const clip_model *m, clip_workspace *
         return NULL;
     clip_adapter_view adapter;
     clip_adapter_block(&m->config, m->adapters, modality, block, &adapter);
-    size_t count = (size_t)*rows * e->width;
-    linear_forward(e->adapter_out, z, adapter.up_w, adapter.up_b, *rows, e->bottleneck, e->width);
-    float scale = m->config.adapter_scale;
-    for (size_t i = 0; i < count; i++)
-        e->adapter_out[i] *= scale;
+    adapter_output_from_hidden(&m->config, &adapter, z, *rows, e->adapter_out);
     return e->adapter_out;
 }
 

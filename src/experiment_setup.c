@@ -238,8 +238,6 @@ static int check_activation_memory(const experiment *e, const train_config *tc)
     const clip_config *mc = &e->model_config;
     double need = (double)clip_workspace_required_bytes(mc, tc->max_local_images, tc->max_classes, 1,
                                                         tc->recompute_blocks);
-    double need_recompute =
-        (double)clip_workspace_required_bytes(mc, tc->max_local_images, tc->max_classes, 1, 1);
     double available = available_memory_bytes();
     int local = dist_ranks_on_node();
     long batch = config_get_int(e->cfg, "batch_size");
@@ -253,6 +251,8 @@ static int check_activation_memory(const experiment *e, const train_config *tc)
         return dmnsp_fail("batch_size %ld over %d rank(s) needs %.1f GiB of activation memory per rank, but this node "
                           "has %.1f GiB available for %d rank(s); lower batch_size or run fewer ranks per node",
                           batch, e->ranks, need / GIB, available / GIB, local);
+    double need_recompute =
+        (double)clip_workspace_required_bytes(mc, tc->max_local_images, tc->max_classes, 1, 1);
     return dmnsp_fail("batch_size %ld over %d rank(s) needs %.1f GiB of activation memory per rank, but this node has "
                       "%.1f GiB available for %d rank(s); set recompute_activations=true (%.1f GiB per rank), "
                       "lower batch_size or run fewer ranks per node",
